@@ -1,0 +1,22 @@
+//! `sluice-broker` is the tokio shell of Sluice: it owns the listeners, the
+//! threads that drive the blocking log (one writer per stream, with group
+//! commit), the metadata store, consumer groups and the HTTP API. It knows
+//! nothing about the config file format (the `sluice` binary converts that
+//! into [`options`]) and, for now, nothing about WebAssembly.
+
+pub mod dedup;
+pub mod http_api;
+pub mod http_util;
+pub mod meta;
+pub mod metrics;
+mod mqtt_reserved;
+pub mod node;
+pub mod options;
+pub mod server;
+pub mod spec_doc;
+pub mod stream;
+pub mod writer;
+
+pub use node::Node;
+pub use options::{FsyncPolicy, Limits, NodeOptions, StreamSpec};
+pub use server::{Running, start};

@@ -1,0 +1,251 @@
+//! The metadata store: stream definitions and committed group offsets, in
+//! redb. Messages never come here (they live in the log); this is the small,
+//! mutable state around them. Writes go through one thread that coalesces
+//! whatever is waiting into a single redb transaction, so a hundred groups
+//! committing at once cost one commit, not a hundred.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+/// Stream definitions: key `tenant/stream`, value the JSON [`crate::spec_doc::StreamDoc`].
+const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
+/// Committed offsets: key `tenant/stream \0 group \0 partition(10 digits)`, value the next offset to read.
+const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("group_offsets");
+
+/// Metadata writes waiting for the writer thread; producers wait beyond this.
+const META_QUEUE_MAX: usize = 4096;
+/// Requests folded into one transaction at most.
+const META_BATCH_MAX: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata store: {0}")]
+    Db(String),
+    #[error("metadata store is shut down")]
+    Closed,
+}
+
+fn db_err(e: impl std::fmt::Display) -> MetaError {
+    MetaError::Db(e.to_string())
+}
+
+/// One change, applied atomically with the others of its request.
+#[derive(Debug, Clone)]
+pub enum MetaWrite {
+    PutStream {
+        key: String,
+        doc: Vec<u8>,
+    },
+    DeleteStream {
+        key: String,
+    },
+    CommitOffset {
+        stream: String,
+        group: String,
+        partition: u32,
+        offset: u64,
+    },
+    /// Removes every offset of a stream, or of one group when `group` is set.
+    DeleteOffsets {
+        stream: String,
+        group: Option<String>,
+    },
+}
+
+struct Request {
+    writes: Vec<MetaWrite>,
+    reply: oneshot::Sender<Result<(), MetaError>>,
+}
+
+/// Handle to the metadata store; cheap to clone.
+#[derive(Clone)]
+pub struct Meta {
+    db: Arc<Database>,
+    tx: mpsc::Sender<Request>,
+}
+
+fn offset_key(stream: &str, group: &str, partition: u32) -> String {
+    format!("{stream}\0{group}\0{partition:010}")
+}
+
+/// The key range holding every offset of `stream` (and of `group`, if given).
+fn offset_prefix(stream: &str, group: Option<&str>) -> (String, String) {
+    match group {
+        Some(g) => (format!("{stream}\0{g}\0"), format!("{stream}\0{g}\x01")),
+        None => (format!("{stream}\0"), format!("{stream}\x01")),
+    }
+}
+
+impl Meta {
+    /// Opens (or creates) `path`. redb locks the file, so a second node on the
+    /// same data directory fails here instead of corrupting it.
+    pub fn open(path: &Path) -> Result<Self, MetaError> {
+        let db = Arc::new(Database::create(path).map_err(db_err)?);
+        {
+            let txn = db.begin_write().map_err(db_err)?;
+            txn.open_table(STREAMS).map_err(db_err)?;
+            txn.open_table(OFFSETS).map_err(db_err)?;
+            txn.commit().map_err(db_err)?;
+        }
+        let (tx, rx) = mpsc::channel(META_QUEUE_MAX);
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("sluice-meta".into())
+            .spawn(move || writer_loop(&writer_db, rx))
+            .map_err(db_err)?;
+        Ok(Self { db, tx })
+    }
+
+    /// Applies `writes` atomically; returns once they are durable.
+    pub async fn apply(&self, writes: Vec<MetaWrite>) -> Result<(), MetaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { writes, reply })
+            .await
+            .map_err(|_| MetaError::Closed)?;
+        rx.await.map_err(|_| MetaError::Closed)?
+    }
+
+    /// Every stored stream definition, by `tenant/stream` key.
+    pub fn streams(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(STREAMS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Committed offsets of a stream: group → partition → next offset.
+    pub fn offsets(&self, stream: &str) -> Result<BTreeMap<String, BTreeMap<u32, u64>>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(OFFSETS).map_err(db_err)?;
+        let (lo, hi) = offset_prefix(stream, None);
+        let mut out: BTreeMap<String, BTreeMap<u32, u64>> = BTreeMap::new();
+        for entry in table.range(lo.as_str()..hi.as_str()).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let key = k.value();
+            let mut parts = key[stream.len() + 1..].split('\0');
+            let (Some(group), Some(p)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(p) = p.parse() else { continue };
+            out.entry(group.to_owned())
+                .or_default()
+                .insert(p, v.value());
+        }
+        Ok(out)
+    }
+}
+
+fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < META_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = apply_batch(db, &batch);
+        for r in batch {
+            let _ = r.reply.send(result.clone().map_err(MetaError::Db));
+        }
+    }
+}
+
+fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut streams = txn.open_table(STREAMS).map_err(|e| e.to_string())?;
+        let mut offsets = txn.open_table(OFFSETS).map_err(|e| e.to_string())?;
+        for w in batch.iter().flat_map(|r| &r.writes) {
+            let r = match w {
+                MetaWrite::PutStream { key, doc } => {
+                    streams.insert(key.as_str(), doc.as_slice()).map(drop)
+                }
+                MetaWrite::DeleteStream { key } => streams.remove(key.as_str()).map(drop),
+                MetaWrite::CommitOffset {
+                    stream,
+                    group,
+                    partition,
+                    offset,
+                } => offsets
+                    .insert(offset_key(stream, group, *partition).as_str(), *offset)
+                    .map(drop),
+                MetaWrite::DeleteOffsets { stream, group } => {
+                    let (lo, hi) = offset_prefix(stream, group.as_deref());
+                    offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
+                }
+            };
+            r.map_err(|e| e.to_string())?;
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn offsets_and_streams_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        {
+            let meta = Meta::open(&path).unwrap();
+            meta.apply(vec![
+                MetaWrite::PutStream {
+                    key: "default/s".into(),
+                    doc: b"{}".to_vec(),
+                },
+                MetaWrite::CommitOffset {
+                    stream: "default/s".into(),
+                    group: "g".into(),
+                    partition: 1,
+                    offset: 7,
+                },
+                MetaWrite::CommitOffset {
+                    stream: "default/s".into(),
+                    group: "h".into(),
+                    partition: 0,
+                    offset: 3,
+                },
+                MetaWrite::CommitOffset {
+                    stream: "default/s2".into(),
+                    group: "g".into(),
+                    partition: 0,
+                    offset: 9,
+                },
+            ])
+            .await
+            .unwrap();
+            meta.apply(vec![MetaWrite::DeleteOffsets {
+                stream: "default/s".into(),
+                group: Some("h".into()),
+            }])
+            .await
+            .unwrap();
+        }
+        // The writer thread holds the database until its channel closes; give it a moment.
+        let meta = loop {
+            match Meta::open(&path) {
+                Ok(m) => break m,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        assert_eq!(
+            meta.streams().unwrap(),
+            vec![("default/s".to_owned(), b"{}".to_vec())]
+        );
+        let offsets = meta.offsets("default/s").unwrap();
+        assert_eq!(offsets.len(), 1);
+        assert_eq!(offsets["g"][&1], 7);
+    }
+}

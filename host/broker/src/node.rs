@@ -1,0 +1,546 @@
+//! The node: the registry of live streams of every tenant, the metadata store,
+//! and the operations the listeners call — publish (route a message to every
+//! stream whose subjects match it), create/update/delete a stream, and the
+//! consumer-group operations. Listeners (HTTP now, MQTT later) translate
+//! their protocol into these calls and nothing more.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sluice_core::{GroupName, Message, StreamName, TenantId};
+use sluice_log::StoredRecord;
+use tokio::sync::Mutex;
+
+use crate::meta::{Meta, MetaWrite};
+use crate::metrics::NodeMetrics;
+use crate::options::{NodeOptions, StreamSpec};
+use crate::spec_doc::StreamDoc;
+use crate::stream::{AppendAck, AppendError, Stream, stream_key};
+
+/// Errors of node operations; each maps to one HTTP status and error code.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("stream {0:?} does not exist")]
+    StreamNotFound(String),
+    #[error("partition {partition} does not exist; stream {stream:?} has {count}")]
+    PartitionNotFound {
+        stream: String,
+        partition: u32,
+        count: u32,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stream {stream:?} is busy: {queued} appends are waiting; retry shortly")]
+    Backpressure { stream: String, queued: usize },
+    #[error("the node holds {0} streams already, its limit")]
+    TooManyStreams(usize),
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<AppendError> for NodeError {
+    fn from(e: AppendError) -> Self {
+        NodeError::Storage(e.to_string())
+    }
+}
+
+impl From<sluice_log::LogError> for NodeError {
+    fn from(e: sluice_log::LogError) -> Self {
+        NodeError::Storage(e.to_string())
+    }
+}
+
+impl From<crate::meta::MetaError> for NodeError {
+    fn from(e: crate::meta::MetaError) -> Self {
+        NodeError::Storage(e.to_string())
+    }
+}
+
+/// One append of a publish, as the producer is told.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppendResult {
+    pub stream: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub duplicate: bool,
+}
+
+/// Where a group starts reading, per partition, and what it got.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub messages: Vec<(u32, StoredRecord)>,
+    /// Per partition, the offset to commit once these messages are processed.
+    pub next_offsets: BTreeMap<u32, u64>,
+}
+
+/// Where to move a group.
+#[derive(Debug, Clone, Copy)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(u64),
+    TimeMs(i64),
+}
+
+pub struct Node {
+    pub options: NodeOptions,
+    pub meta: Meta,
+    pub metrics: Arc<NodeMetrics>,
+    streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
+    /// Serialises stream creation and deletion; publishes never take it.
+    admin: Mutex<()>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Node {
+    /// Opens the data directory, reopens every stored stream, then applies the
+    /// streams declared in the options.
+    pub async fn open(options: NodeOptions) -> anyhow::Result<Arc<Node>> {
+        std::fs::create_dir_all(&options.data_dir)?;
+        let trash = options.data_dir.join("trash");
+        if trash.exists() {
+            std::fs::remove_dir_all(&trash)?;
+        }
+        let meta = Meta::open(&options.data_dir.join("meta.redb")).map_err(|e| {
+            anyhow::anyhow!(
+                "{e} ({}; is another node using this data directory?)",
+                options.data_dir.display()
+            )
+        })?;
+        let node = Arc::new(Node {
+            options: options.clone(),
+            meta,
+            metrics: Arc::new(NodeMetrics::default()),
+            streams: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        for (key, doc) in node.meta.streams()? {
+            let (tenant, name) = key
+                .split_once('/')
+                .ok_or_else(|| anyhow::anyhow!("bad stream key {key:?} in metadata"))?;
+            let doc: StreamDoc = serde_json::from_slice(&doc)?;
+            let spec = doc
+                .into_spec(Some(name))
+                .map_err(|e| anyhow::anyhow!("stored stream {key}: {e}"))?;
+            let tenant = TenantId::new(tenant)?;
+            let n = node.clone();
+            let stream = tokio::task::spawn_blocking(move || n.open_stream(tenant, spec)).await??;
+            node.insert(stream);
+        }
+        for spec in &options.streams {
+            node.put_stream(&TenantId::default_tenant(), spec.clone())
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "stream {:?} from the configuration: {e}",
+                        spec.name.as_str()
+                    )
+                })?;
+        }
+        Ok(node)
+    }
+
+    fn stream_dir(&self, tenant: &TenantId, name: &StreamName) -> PathBuf {
+        self.options
+            .data_dir
+            .join("streams")
+            .join(tenant.as_str())
+            .join(name.as_str())
+    }
+
+    fn open_stream(&self, tenant: TenantId, spec: StreamSpec) -> anyhow::Result<Arc<Stream>> {
+        let dir = self.stream_dir(&tenant, &spec.name);
+        Stream::open(tenant, spec, &dir, self.metrics.clone(), &self.runtime)
+    }
+
+    fn insert(&self, stream: Arc<Stream>) {
+        let key = (stream.tenant.clone(), stream.spec.name.clone());
+        self.streams
+            .write()
+            .expect("streams lock")
+            .insert(key, stream);
+    }
+
+    pub fn stream(&self, tenant: &TenantId, name: &str) -> Result<Arc<Stream>, NodeError> {
+        let name_ok =
+            StreamName::new(name).map_err(|_| NodeError::StreamNotFound(name.to_owned()))?;
+        self.streams
+            .read()
+            .expect("streams lock")
+            .get(&(tenant.clone(), name_ok))
+            .cloned()
+            .ok_or_else(|| NodeError::StreamNotFound(name.to_owned()))
+    }
+
+    pub fn streams(&self, tenant: &TenantId) -> Vec<Arc<Stream>> {
+        self.streams
+            .read()
+            .expect("streams lock")
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Creates the stream, or updates the settings that may change (subjects
+    /// and retention). Returns whether it was created.
+    pub async fn put_stream(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        spec: StreamSpec,
+    ) -> Result<bool, NodeError> {
+        let _admin = self.admin.lock().await;
+        let doc = serde_json::to_vec(&StreamDoc::from_spec(&spec)).expect("stream doc serialises");
+        let key = stream_key(tenant, spec.name.as_str());
+        if let Ok(existing) = self.stream(tenant, spec.name.as_str()) {
+            let old = &existing.spec;
+            let fixed = [
+                ("partitions", old.partitions != spec.partitions),
+                ("fsync", old.fsync != spec.fsync),
+                (
+                    "segment_bytes",
+                    old.segment_bytes_max != spec.segment_bytes_max,
+                ),
+                (
+                    "segment_age",
+                    old.segment_age_ms_max != spec.segment_age_ms_max,
+                ),
+                ("dedup_window", old.dedup_window_ms != spec.dedup_window_ms),
+                ("dedup_ids_max", old.dedup_ids_max != spec.dedup_ids_max),
+                (
+                    "queue_messages_max",
+                    old.queue_messages_max != spec.queue_messages_max,
+                ),
+            ];
+            if let Some((field, _)) = fixed.iter().find(|(_, changed)| *changed) {
+                return Err(NodeError::Conflict(format!(
+                    "stream {:?} exists and its `{field}` cannot change; delete and recreate it",
+                    spec.name.as_str()
+                )));
+            }
+            self.meta
+                .apply(vec![MetaWrite::PutStream { key, doc }])
+                .await?;
+            let mut m = existing.mutable.write().expect("spec lock");
+            m.subjects = spec.subjects.clone();
+            m.retention = sluice_log::Retention {
+                max_age_ms: spec.retention_max_age_ms,
+                max_bytes: spec.retention_max_bytes,
+            };
+            return Ok(false);
+        }
+        let count = self.streams.read().expect("streams lock").len();
+        if count >= self.options.limits.streams_max {
+            return Err(NodeError::TooManyStreams(count));
+        }
+        let n = self.clone();
+        let t = tenant.clone();
+        let stream = tokio::task::spawn_blocking(move || n.open_stream(t, spec))
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))?
+            .map_err(|e| NodeError::Storage(e.to_string()))?;
+        if let Err(e) = self
+            .meta
+            .apply(vec![MetaWrite::PutStream { key, doc }])
+            .await
+        {
+            tokio::task::spawn_blocking(move || stream.shutdown())
+                .await
+                .ok();
+            return Err(e.into());
+        }
+        self.insert(stream);
+        Ok(true)
+    }
+
+    /// Deletes a stream, its data and its groups' offsets.
+    pub async fn delete_stream(&self, tenant: &TenantId, name: &str) -> Result<(), NodeError> {
+        let _admin = self.admin.lock().await;
+        let stream = self.stream(tenant, name)?;
+        let key = stream.key();
+        // Forget it in metadata first: if we crash after this, the files are
+        // orphaned (and cleaned below or on the next delete), never resurrected.
+        self.meta
+            .apply(vec![
+                MetaWrite::DeleteStream { key: key.clone() },
+                MetaWrite::DeleteOffsets {
+                    stream: key,
+                    group: None,
+                },
+            ])
+            .await?;
+        self.streams
+            .write()
+            .expect("streams lock")
+            .remove(&(tenant.clone(), stream.spec.name.clone()));
+        let trash = self.options.data_dir.join("trash");
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            stream.shutdown();
+            std::fs::create_dir_all(&trash)?;
+            let target = trash.join(format!(
+                "{}-{}-{}",
+                stream.tenant,
+                stream.name(),
+                crate::stream::now_ms()
+            ));
+            std::fs::rename(&stream.dir, &target)?;
+            std::fs::remove_dir_all(&target)
+        })
+        .await
+        .map_err(|e| NodeError::Storage(e.to_string()))?
+        .map_err(|e| NodeError::Storage(format!("removing files: {e}")))?;
+        Ok(())
+    }
+
+    /// Appends `msg` to every stream of `tenant` whose subjects match its
+    /// topic and returns once every append is acknowledged (durable under
+    /// each stream's fsync policy). Either every matching stream takes the
+    /// message or, when one is full, none does.
+    pub async fn publish(
+        &self,
+        tenant: &TenantId,
+        msg: Message,
+    ) -> Result<Vec<AppendResult>, NodeError> {
+        let targets: Vec<Arc<Stream>> = self
+            .streams(tenant)
+            .into_iter()
+            .filter(|s| s.matches(&msg.topic))
+            .collect();
+        let mut permits = Vec::with_capacity(targets.len());
+        for s in &targets {
+            match s.try_reserve() {
+                Ok(p) => permits.push(p),
+                Err(_) => {
+                    self.metrics
+                        .publishes_rejected_backpressure
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Err(NodeError::Backpressure {
+                        stream: s.name().to_owned(),
+                        queued: s.spec.queue_messages_max,
+                    });
+                }
+            }
+        }
+        let mut waits = Vec::with_capacity(targets.len());
+        for (s, permit) in targets.iter().zip(permits) {
+            let (cmd, rx) = s.append_cmd(&msg);
+            permit.send(cmd);
+            waits.push(rx);
+        }
+        let mut out = Vec::with_capacity(targets.len());
+        for (s, rx) in targets.iter().zip(waits) {
+            let AppendAck {
+                partition,
+                offset,
+                duplicate,
+            } = rx.await.map_err(|_| AppendError::Closed)??;
+            out.push(AppendResult {
+                stream: s.name().to_owned(),
+                partition,
+                offset,
+                duplicate,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Committed offsets of `group`, with a partition's log start where the
+    /// group has committed nothing (new groups start at the earliest message),
+    /// clamped into what the log holds now.
+    pub fn group_positions(
+        &self,
+        stream: &Stream,
+        group: &GroupName,
+    ) -> Result<Vec<u64>, NodeError> {
+        let committed = self
+            .meta
+            .offsets(&stream.key())?
+            .remove(group.as_str())
+            .unwrap_or_default();
+        Ok(stream
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, h)| {
+                let start = h.start_offset();
+                committed
+                    .get(&(p as u32))
+                    .copied()
+                    .unwrap_or(start)
+                    .clamp(start, h.visible_end())
+            })
+            .collect())
+    }
+
+    /// The next messages of `group` after its committed offsets, waiting up to
+    /// `wait` for some to arrive. Fetching does not move the group: commit does.
+    pub async fn fetch(
+        &self,
+        stream: Arc<Stream>,
+        group: &GroupName,
+        max_messages: usize,
+        wait: Duration,
+    ) -> Result<Fetched, NodeError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changed = stream.changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            let positions = self.group_positions(&stream, group)?;
+            let limits = self.options.limits.clone();
+            let s = stream.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                read_round_robin(
+                    &s,
+                    &positions,
+                    max_messages.min(limits.fetch_messages_max),
+                    limits.fetch_bytes_max,
+                )
+            })
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))??;
+            if !fetched.messages.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(fetched);
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return Ok(fetched);
+            }
+        }
+    }
+
+    /// Durably records `offsets` (partition → next offset to read) for `group`.
+    pub async fn commit(
+        &self,
+        stream: &Stream,
+        group: &GroupName,
+        offsets: &BTreeMap<u32, u64>,
+    ) -> Result<(), NodeError> {
+        let mut writes = Vec::with_capacity(offsets.len());
+        for (&p, &offset) in offsets {
+            let handle = stream
+                .partitions
+                .get(p as usize)
+                .ok_or(NodeError::PartitionNotFound {
+                    stream: stream.name().to_owned(),
+                    partition: p,
+                    count: stream.spec.partitions,
+                })?;
+            let end = handle.visible_end();
+            if offset > end {
+                return Err(NodeError::Invalid(format!(
+                    "offset {offset} of partition {p} is past its end {end}"
+                )));
+            }
+            writes.push(MetaWrite::CommitOffset {
+                stream: stream.key(),
+                group: group.to_string(),
+                partition: p,
+                offset,
+            });
+        }
+        self.meta.apply(writes).await?;
+        Ok(())
+    }
+
+    /// Moves every partition of `group` to `to`.
+    pub async fn reset(
+        &self,
+        stream: Arc<Stream>,
+        group: &GroupName,
+        to: ResetTo,
+    ) -> Result<BTreeMap<u32, u64>, NodeError> {
+        let s = stream.clone();
+        let offsets =
+            tokio::task::spawn_blocking(move || -> Result<BTreeMap<u32, u64>, NodeError> {
+                let mut out = BTreeMap::new();
+                for (p, h) in s.partitions.iter().enumerate() {
+                    let (start, end) = (h.start_offset(), h.visible_end());
+                    let o = match to {
+                        ResetTo::Earliest => start,
+                        ResetTo::Latest => end,
+                        ResetTo::Offset(o) => o.clamp(start, end),
+                        ResetTo::TimeMs(t) => s.offset_for_time(p as u32, t)?.clamp(start, end),
+                    };
+                    out.insert(p as u32, o);
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))??;
+        self.commit(&stream, group, &offsets).await?;
+        Ok(offsets)
+    }
+
+    pub async fn delete_group(&self, stream: &Stream, group: &GroupName) -> Result<(), NodeError> {
+        self.meta
+            .apply(vec![MetaWrite::DeleteOffsets {
+                stream: stream.key(),
+                group: Some(group.to_string()),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    /// Runs retention over every stream once. Blocking.
+    pub fn enforce_retention(&self) {
+        let all: Vec<Arc<Stream>> = self
+            .streams
+            .read()
+            .expect("streams lock")
+            .values()
+            .cloned()
+            .collect();
+        let now = crate::stream::now_ms();
+        for s in all {
+            s.enforce_retention(now);
+        }
+    }
+
+    /// Stops every writer after it has synced what it holds. Blocking.
+    pub fn shutdown(&self) {
+        let all: Vec<Arc<Stream>> =
+            std::mem::take(&mut *self.streams.write().expect("streams lock"))
+                .into_values()
+                .collect();
+        for s in all {
+            s.shutdown();
+        }
+    }
+}
+
+/// Reads from each partition in turn, from its position, so one busy
+/// partition cannot starve the others of a fetch.
+fn read_round_robin(
+    stream: &Stream,
+    positions: &[u64],
+    max_messages: usize,
+    max_bytes: usize,
+) -> Result<Fetched, NodeError> {
+    let mut fetched = Fetched::default();
+    let per_partition = max_messages.div_ceil(positions.len().max(1)).max(1);
+    let mut bytes = 0;
+    for (p, &from) in positions.iter().enumerate() {
+        let p = p as u32;
+        fetched.next_offsets.insert(p, from);
+        if fetched.messages.len() >= max_messages || bytes >= max_bytes {
+            continue;
+        }
+        let room = per_partition.min(max_messages - fetched.messages.len());
+        let records = stream.read(p, from, room, max_bytes - bytes)?;
+        if let Some(last) = records.last() {
+            fetched.next_offsets.insert(p, last.offset + 1);
+        }
+        for r in records {
+            bytes += r.value.len();
+            fetched.messages.push((p, r));
+        }
+    }
+    Ok(fetched)
+}

@@ -1,0 +1,125 @@
+//! Plain option structs the broker is configured with. Only the `sluice`
+//! binary knows the config file's format; it validates the file and converts
+//! it into these, so the broker never sees TOML and every value here is
+//! already checked.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sluice_core::{StreamName, TopicFilter};
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Where the logs, the metadata database and `ports.json` live.
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    /// Reserved for the MQTT listener; bound now so the port is ours and
+    /// reported in `ports.json`.
+    pub mqtt_listen: SocketAddr,
+    pub limits: Limits,
+    /// Streams declared in the config file: created at start-up when missing,
+    /// updated when their mutable settings differ.
+    pub streams: Vec<StreamSpec>,
+    /// How often retention runs over every partition, in milliseconds.
+    pub retention_check_ms: u64,
+}
+
+/// Node-wide limits, each named with its unit.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest message payload accepted over HTTP (413 beyond).
+    pub payload_bytes_max: u64,
+    /// Concurrent HTTP connections; further clients wait in the accept queue.
+    pub http_connections_max: usize,
+    /// Streams per node (each has a writer thread).
+    pub streams_max: usize,
+    /// Messages a consumer fetch or replay may return at once.
+    pub fetch_messages_max: usize,
+    /// Bytes a consumer fetch or replay may return at once (at least one message is always returned).
+    pub fetch_bytes_max: usize,
+    /// Longest long-poll a consumer may ask for, in milliseconds.
+    pub fetch_wait_ms_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            payload_bytes_max: 1 << 20,
+            http_connections_max: 1024,
+            streams_max: 256,
+            fetch_messages_max: 1000,
+            fetch_bytes_max: 8 << 20,
+            fetch_wait_ms_max: 30_000,
+        }
+    }
+}
+
+impl NodeOptions {
+    /// The embedded default: loopback listeners, `./sluice-data`, no streams.
+    pub fn embedded_default() -> Self {
+        Self {
+            data_dir: PathBuf::from("sluice-data"),
+            http_listen: "127.0.0.1:8080".parse().expect("literal address"),
+            mqtt_listen: "127.0.0.1:1883".parse().expect("literal address"),
+            limits: Limits::default(),
+            streams: Vec::new(),
+            retention_check_ms: 30_000,
+        }
+    }
+}
+
+/// When an append counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// Acknowledge only after fdatasync (group commit shares one sync among
+    /// every producer waiting at that moment). The default.
+    Always,
+    /// Acknowledge once written to the OS; sync at most this many ms later.
+    /// A crash of the machine (not of the process) can lose that window.
+    IntervalMs(u64),
+    /// Never sync explicitly; the OS writes back when it likes.
+    Never,
+}
+
+/// A stream's definition, as stored in metadata and shown by the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: StreamName,
+    pub subjects: Vec<TopicFilter>,
+    pub partitions: u32,
+    pub retention_max_age_ms: Option<u64>,
+    pub retention_max_bytes: Option<u64>,
+    pub fsync: FsyncPolicy,
+    pub segment_bytes_max: u64,
+    pub segment_age_ms_max: u64,
+    /// How long a `Sluice-Msg-Id` is remembered for de-duplication.
+    pub dedup_window_ms: u64,
+    /// How many ids the window holds at most; the oldest are forgotten first.
+    pub dedup_ids_max: usize,
+    /// Appends waiting for this stream's writer before producers get 429.
+    pub queue_messages_max: usize,
+}
+
+/// The most partitions a stream may have.
+pub const PARTITIONS_MAX: u32 = 1024;
+
+impl StreamSpec {
+    /// A spec with production defaults for everything but name and subjects.
+    pub fn new(name: StreamName, subjects: Vec<TopicFilter>) -> Self {
+        Self {
+            name,
+            subjects,
+            partitions: 1,
+            retention_max_age_ms: None,
+            retention_max_bytes: None,
+            fsync: FsyncPolicy::Always,
+            segment_bytes_max: 64 << 20,
+            segment_age_ms_max: 24 * 3_600_000,
+            dedup_window_ms: 120_000,
+            dedup_ids_max: 100_000,
+            queue_messages_max: 10_000,
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The config file: its TOML shape, its validation, and its conversion into
+//! the broker's plain [`NodeOptions`]. Only this binary knows the format.
+//! Every value is checked while it is deserialised, so a bad value is
+//! reported with the file, the line and the reason, and a bad file is
+//! rejected whole: a node never starts on half a configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sluice_broker::spec_doc::StreamDoc;
+use sluice_broker::{NodeOptions, StreamSpec};
+use sluice_core::{parse_bytes, parse_duration_ms};
+
+/// The whole file. Every field is optional; what is missing keeps the embedded default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Directory for logs, metadata and `ports.json`. Relative paths are relative to the working directory.
+    pub data_dir: Option<PathBuf>,
+    /// How often retention runs, e.g. `"30s"`.
+    pub retention_check: Option<Duration>,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Streams to create at start-up (or update, for subjects and retention).
+    /// Kept with their place in the file, to report errors by line.
+    #[serde(default)]
+    pub streams: Vec<toml::Spanned<StreamDoc>>,
+    /// The checked streams, filled in by [`parse`].
+    #[serde(skip)]
+    pub checked_streams: Vec<StreamSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address of the HTTP API, e.g. `"127.0.0.1:8080"`; port 0 picks a free port.
+    pub listen: Option<SocketAddr>,
+    /// Largest message payload accepted, e.g. `"1MiB"`.
+    pub payload_bytes_max: Option<Bytes>,
+    /// Concurrent HTTP connections served; more wait in the accept queue.
+    pub connections_max: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Address of the MQTT listener, e.g. `"127.0.0.1:1883"`.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Streams per node.
+    pub streams_max: Option<usize>,
+    /// Messages one fetch or replay returns at most.
+    pub fetch_messages_max: Option<usize>,
+    /// Bytes one fetch or replay returns at most, e.g. `"8MiB"`.
+    pub fetch_bytes_max: Option<Bytes>,
+    /// Longest long-poll a consumer may ask for, e.g. `"30s"`.
+    pub fetch_wait_max: Option<Duration>,
+}
+
+/// A byte size written as `"10GiB"` or a plain integer.
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes(pub u64);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Bytes(n)),
+            Raw::S(s) => parse_bytes(&s).map(Bytes).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as `"250ms"`, `"30s"`, `"7d"`.
+#[derive(Debug, Clone, Copy)]
+pub struct Duration(pub u64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration_ms(&s)
+            .map(Duration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A configuration error, already formatted as `file:line:column: reason`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Parses `text` (read from `path`) into a config, or says where it is wrong.
+pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+    let cfg: ConfigFile = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError(format!(
+            "{}:{line}:{col}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
+    let mut cfg = cfg;
+    let mut seen = std::collections::HashSet::new();
+    for entry in &cfg.streams {
+        let (line, col) = line_col(text, entry.span().start);
+        let at = |msg: String| ConfigError(format!("{}:{line}:{col}: {msg}", path.display()));
+        let spec = entry
+            .get_ref()
+            .clone()
+            .into_spec(None)
+            .map_err(|e| at(format!("stream: {e}")))?;
+        if !seen.insert(spec.name.clone()) {
+            return Err(at(format!(
+                "stream {:?} is declared twice",
+                spec.name.as_str()
+            )));
+        }
+        cfg.checked_streams.push(spec);
+    }
+    Ok(cfg)
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let before = &text[..byte.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+impl ConfigFile {
+    /// Applies the file over the embedded default.
+    pub fn into_options(self) -> NodeOptions {
+        let mut o = NodeOptions::embedded_default();
+        if let Some(d) = self.data_dir {
+            o.data_dir = d;
+        }
+        if let Some(d) = self.retention_check {
+            o.retention_check_ms = d.0;
+        }
+        if let Some(a) = self.http.listen {
+            o.http_listen = a;
+        }
+        if let Some(b) = self.http.payload_bytes_max {
+            o.limits.payload_bytes_max = b.0;
+        }
+        if let Some(n) = self.http.connections_max {
+            o.limits.http_connections_max = n.max(1);
+        }
+        if let Some(a) = self.mqtt.listen {
+            o.mqtt_listen = a;
+        }
+        if let Some(n) = self.limits.streams_max {
+            o.limits.streams_max = n;
+        }
+        if let Some(n) = self.limits.fetch_messages_max {
+            o.limits.fetch_messages_max = n.max(1);
+        }
+        if let Some(b) = self.limits.fetch_bytes_max {
+            o.limits.fetch_bytes_max = b.0 as usize;
+        }
+        if let Some(d) = self.limits.fetch_wait_max {
+            o.limits.fetch_wait_ms_max = d.0;
+        }
+        o.streams = self.checked_streams;
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<ConfigFile, String> {
+        parse(Path::new("sluice.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../../sluice.example.toml");
+        let cfg = check(text).unwrap();
+        let o = cfg.into_options();
+        assert!(!o.streams.is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_reason() {
+        let e = check("[http]\nlisten = \"127.0.0.1:8080\"\npayload_bytes_max = \"lots\"\n")
+            .unwrap_err();
+        assert!(e.starts_with("sluice.toml:3:"), "{e}");
+        assert!(e.contains("not a size"), "{e}");
+
+        let e = check("data_dir = \"d\"\n[[streams]]\nname = \"s\"\nsubjects = [\"a/#/b\"]\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("sluice.toml:2:") || e.starts_with("sluice.toml:3:"),
+            "{e}"
+        );
+        assert!(e.contains("'#'"), "{e}");
+
+        let e = check("[htp]\nlisten = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("sluice.toml:1:"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+
+        let e = check("[[streams]]\nname = \"a\"\nsubjects = [\"x\"]\n[[streams]]\nname = \"a\"\nsubjects = [\"y\"]\n").unwrap_err();
+        assert!(e.contains("declared twice"), "{e}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Architecture invariants kept by tests rather than prose: the log and the
+//! core vocabulary build without tokio or wasmtime (EXAMPLES.md, "The host
+//! crate split"), so they stay fast to build and free of async concerns.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+
+#[test]
+fn log_and_core_depend_on_neither_tokio_nor_wasmtime() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &host_triple(),
+            "--manifest-path",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let deps: HashMap<&str, Vec<(&str, bool)>> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let ds = n["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let normal = d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null());
+                    (d["pkg"].as_str().unwrap(), normal)
+                })
+                .collect();
+            (n["id"].as_str().unwrap(), ds)
+        })
+        .collect();
+    for krate in ["sluice-log", "sluice-core"] {
+        let root = names
+            .iter()
+            .find(|(_, n)| **n == krate)
+            .map(|(id, _)| *id)
+            .unwrap();
+        let mut seen = HashSet::new();
+        let mut todo = vec![root];
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let name = names[id];
+            assert!(
+                !name.starts_with("tokio") && !name.starts_with("wasmtime"),
+                "{krate} depends on {name}"
+            );
+            todo.extend(
+                deps[id]
+                    .iter()
+                    .filter(|(_, normal)| *normal)
+                    .map(|(d, _)| *d),
+            );
+        }
+    }
+}
+
+/// The target we build for here, so metadata need not fetch other platforms' crates.
+fn host_triple() -> String {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("host line")
+        .to_owned()
+}

@@ -1,0 +1,14 @@
+//! Sluice's end-to-end suite: one test binary that starts the real `sluice`
+//! binary on port 0 with a real data directory and talks to it over real
+//! HTTP, as wasmtime's `tests/all` and mini-redis's `tests/server.rs` do.
+
+mod support;
+
+mod cli;
+mod config;
+mod crash;
+mod dedup;
+mod groups;
+mod http_api;
+mod invariants;
+mod retention;
