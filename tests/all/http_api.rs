@@ -347,3 +347,68 @@ fn metrics_report_appends_fsyncs_offsets_and_lag() {
     assert!(fsyncs >= 1, "appends under fsync=always must sync");
     assert_eq!(node.get("/healthz").0, 200);
 }
+
+#[test]
+fn a_full_stream_queue_answers_429_with_retry_after_and_loses_nothing_accepted() {
+    let node = TestNode::start();
+    node.create_stream("bp", json!({"subjects": ["bp/#"], "queue_messages_max": 1}));
+    let url = node.url.clone();
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut accepted = Vec::new();
+                let mut refused = Vec::new();
+                for i in 0..20 {
+                    let body = format!("w{w}-{i}");
+                    let mut resp = agent
+                        .post(format!("{url}/v1/topics/bp/x"))
+                        .send(body.as_bytes())
+                        .unwrap();
+                    match resp.status().as_u16() {
+                        200 => accepted.push(body),
+                        429 => {
+                            let retry = resp
+                                .headers()
+                                .get("retry-after")
+                                .map(|v| v.to_str().unwrap().to_owned());
+                            let v: serde_json::Value =
+                                serde_json::from_str(&resp.body_mut().read_to_string().unwrap())
+                                    .unwrap();
+                            refused.push((retry, v["error"]["code"].as_str().unwrap().to_owned()));
+                        }
+                        other => panic!("unexpected status {other}"),
+                    }
+                }
+                (accepted, refused)
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for w in workers {
+        let (a, r) = w.join().unwrap();
+        accepted.extend(a);
+        refused.extend(r);
+    }
+    assert!(
+        !refused.is_empty(),
+        "16 producers on a queue of 1 must be pushed back"
+    );
+    for (retry, code) in &refused {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(code, "backpressure");
+    }
+    let mut stored: Vec<String> = node
+        .read_all("bp", 0, 0)
+        .iter()
+        .map(|m| String::from_utf8(payload(m)).unwrap())
+        .collect();
+    stored.sort();
+    accepted.sort();
+    assert_eq!(stored, accepted, "exactly the accepted messages are stored");
+}

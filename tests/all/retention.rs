@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::support::TestNode;
 
 fn segment_files(node: &TestNode, stream: &str) -> usize {

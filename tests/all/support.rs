@@ -102,10 +102,6 @@ impl TestNode {
         self.launch();
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     pub fn get(&self, path: &str) -> (u16, Value) {
         into_json(self.agent.get(format!("{}{path}", self.url)).call())
     }

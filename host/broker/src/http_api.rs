@@ -545,12 +545,15 @@ async fn reset(
     Ok(json(StatusCode::OK, &group_info(node, &s, &g)?))
 }
 
+/// A per-stream counter family: name, help, and how to read it.
+type StreamCounter = (&'static str, &'static str, fn(&Stream) -> u64);
+
 fn metrics(node: &Node, tenant: &TenantId) -> Resp {
     use std::fmt::Write as _;
     let mut out = String::new();
     node.metrics.render(&mut out);
     let streams = node.streams(tenant);
-    let counters: [(&str, &str, fn(&Stream) -> u64); 4] = [
+    let counters: [StreamCounter; 4] = [
         (
             "sluice_appends_total",
             "Messages appended to a stream.",

@@ -25,7 +25,7 @@ pub async fn serve(listener: TcpListener, mut stopped: watch::Receiver<bool>) {
 }
 
 async fn refuse(mut socket: TcpStream) -> std::io::Result<()> {
-    let mut buf = vec![0u8; CONNECT_PEEK_BYTES_MAX];
+    let mut buf = [0u8; CONNECT_PEEK_BYTES_MAX];
     let mut len = 0;
     // Fixed header (type + 1..4 length bytes), then "\0\x04MQTT" and the level.
     while len < CONNECT_PEEK_BYTES_MAX {

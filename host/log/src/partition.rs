@@ -8,7 +8,7 @@
 //! retry that "succeeds" proves nothing (PostgreSQL's "fsyncgate"); the only
 //! honest recovery is to reopen and re-read what is really on disk.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -103,16 +103,16 @@ impl Partition {
         let io_dir = |e| LogError::io(dir, e);
         storage.create_dir_all(dir).map_err(io_dir)?;
         let names = storage.list_dir(dir).map_err(io_dir)?;
-        let mut logs = BTreeMap::new();
-        let mut indexes = Vec::new();
-        let mut quarantines = Vec::new();
+        let mut logs = BTreeSet::new();
+        let mut indexes = BTreeSet::new();
+        let mut quarantines = BTreeSet::new();
         for name in names {
             if let Some(b) = parse_file_name(&name, "log") {
-                logs.insert(b, ());
+                logs.insert(b);
             } else if let Some(b) = parse_file_name(&name, "index") {
-                indexes.push(b);
+                indexes.insert(b);
             } else if let Some(b) = parse_file_name(&name, "quarantine") {
-                quarantines.push(b);
+                quarantines.insert(b);
             }
         }
         let mut dir_dirty = false;
@@ -122,7 +122,7 @@ impl Partition {
             .iter()
             .chain(&quarantines)
             .copied()
-            .filter(|b| !logs.contains_key(b))
+            .filter(|b| !logs.contains(b))
         {
             for name in [index_file_name(b), quarantine_file_name(b)] {
                 if storage.remove_file(&dir.join(&name)).is_ok() {
@@ -132,7 +132,7 @@ impl Partition {
         }
 
         let mut report = RecoveryReport::default();
-        let bases: Vec<u64> = logs.keys().copied().collect();
+        let bases: Vec<u64> = logs.into_iter().collect();
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let path = dir.join(log_file_name(base));

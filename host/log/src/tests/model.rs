@@ -225,8 +225,7 @@ impl Harness {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
+    // 256 cases by default; PROPTEST_CASES=N runs more.
     #[test]
     fn log_matches_model(ops in proptest::collection::vec(arb_op(), 1..80)) {
         let mem = MemStorage::new();
