@@ -219,3 +219,22 @@ mod tests {
         assert!(e.contains("declared twice"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    /// Keeps docs/configuration.md true: every key of the example config
+    /// (which a test starts a node with) is documented there.
+    #[test]
+    fn every_example_key_is_documented() {
+        let example = include_str!("../../../sluice.example.toml");
+        let docs = include_str!("../../../docs/configuration.md");
+        for line in example.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with('[') || !line.contains('=') {
+                continue;
+            }
+            let key = line.split('=').next().unwrap().trim();
+            assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+        }
+    }
+}
