@@ -234,7 +234,10 @@ mod docs_tests {
                 continue;
             }
             let key = line.split('=').next().unwrap().trim();
-            assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/configuration.md does not document `{key}`"
+            );
         }
     }
 }

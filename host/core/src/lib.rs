@@ -7,9 +7,11 @@
 pub mod envelope;
 pub mod names;
 pub mod topic;
+pub mod trie;
 pub mod units;
 
 pub use envelope::{EnvelopeError, Message};
 pub use names::{GroupName, NameError, StreamName, TenantId};
 pub use topic::{TopicError, TopicFilter, TopicName};
+pub use trie::FilterTrie;
 pub use units::{UnitError, parse_bytes, parse_duration_ms};
