@@ -50,5 +50,6 @@ print(json.dumps({
   "fsync_baseline_per_s_median": statistics.median(v["fsync-baseline"]["msgs_per_s"] for v in by.values()),
   "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
   "lost": sum(r["lost"] for r in sl),
+  "loadgen_core_busy_median": statistics.median(r["loadgen_cpu_s"] / r["seconds"] for r in sl),
 }, indent=1))
 PY

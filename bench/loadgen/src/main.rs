@@ -161,6 +161,7 @@ fn http_publish(
         refused += r;
     }
     let elapsed = started.elapsed();
+    let loadgen_cpu_s = own_cpu_seconds();
     latencies.sort();
     // Read back and check every acknowledged message.
     let agent = agent();
@@ -209,6 +210,7 @@ fn http_publish(
         "refused_429": refused,
         "lost": lost,
         "seconds": elapsed.as_secs_f64(),
+        "loadgen_cpu_s": loadgen_cpu_s,
         "msgs_per_s": acked.len() as f64 / elapsed.as_secs_f64(),
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": percentile(&latencies, 0.99),
@@ -255,4 +257,17 @@ fn fsync_baseline(
         })
     );
     Ok(())
+}
+
+/// This process's user + system CPU seconds so far (Linux), so a run can be
+/// flagged when the load generator, not the broker, was the limit.
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
 }

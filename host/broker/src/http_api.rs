@@ -199,6 +199,7 @@ async fn publish(
         msg_id,
         payload,
         timestamp_ms: crate::stream::now_ms(),
+        mqtt: Default::default(),
     };
     let appends = node.publish(tenant, msg).await?;
     let duplicate = !appends.is_empty() && appends.iter().all(|a| a.duplicate);

@@ -13,6 +13,10 @@
 //! varint header count, then per header: varint len, name, varint len, value
 //! [varint len, content type]   if bit0
 //! [varint len, message id]     if bit1
+//! [varint len, response topic] if bit2   (MQTT 5 properties from here on)
+//! [varint len, correlation]    if bit3
+//! [varint expiry seconds]      if bit4
+//!                              bit5: payload is UTF-8 (payload format indicator)
 //! payload: every remaining byte
 //! ```
 
@@ -23,6 +27,10 @@ use crate::topic::{TopicError, TopicName};
 const VERSION: u8 = 1;
 const FLAG_CONTENT_TYPE: u8 = 0b01;
 const FLAG_MSG_ID: u8 = 0b10;
+const FLAG_RESPONSE_TOPIC: u8 = 0b100;
+const FLAG_CORRELATION: u8 = 0b1000;
+const FLAG_EXPIRY: u8 = 0b1_0000;
+const FLAG_PAYLOAD_UTF8: u8 = 0b10_0000;
 
 /// Headers per message; a bound so a decoder never allocates on a lying count.
 pub const HEADERS_MAX: usize = 256;
@@ -41,6 +49,20 @@ pub struct Message {
     pub msg_id: Option<String>,
     pub payload: Bytes,
     pub timestamp_ms: i64,
+    /// The MQTT 5 properties that travel with a message end to end.
+    pub mqtt: MqttProperties,
+}
+
+/// MQTT 5 publish properties kept with the message (user properties are
+/// [`Message::headers`], content type is [`Message::content_type`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MqttProperties {
+    /// Payload format indicator: the payload is UTF-8 text.
+    pub payload_utf8: bool,
+    /// Message expiry interval in seconds, counted from the record's timestamp.
+    pub expiry_s: Option<u32>,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +91,19 @@ impl Message {
         if self.msg_id.is_some() {
             flags |= FLAG_MSG_ID;
         }
+        let m = &self.mqtt;
+        if m.response_topic.is_some() {
+            flags |= FLAG_RESPONSE_TOPIC;
+        }
+        if m.correlation_data.is_some() {
+            flags |= FLAG_CORRELATION;
+        }
+        if m.expiry_s.is_some() {
+            flags |= FLAG_EXPIRY;
+        }
+        if m.payload_utf8 {
+            flags |= FLAG_PAYLOAD_UTF8;
+        }
         out.put_u8(flags);
         put_str(&mut out, self.topic.as_str());
         put_varint(&mut out, self.headers.len() as u64);
@@ -81,6 +116,16 @@ impl Message {
         }
         if let Some(id) = &self.msg_id {
             put_str(&mut out, id);
+        }
+        if let Some(t) = &m.response_topic {
+            put_str(&mut out, t);
+        }
+        if let Some(c) = &m.correlation_data {
+            put_varint(&mut out, c.len() as u64);
+            out.put_slice(c);
+        }
+        if let Some(e) = m.expiry_s {
+            put_varint(&mut out, u64::from(e));
         }
         out.put_slice(&self.payload);
         out.freeze()
@@ -119,6 +164,21 @@ impl Message {
         } else {
             None
         };
+        let mut mqtt = MqttProperties {
+            payload_utf8: flags & FLAG_PAYLOAD_UTF8 != 0,
+            ..MqttProperties::default()
+        };
+        if flags & FLAG_RESPONSE_TOPIC != 0 {
+            mqtt.response_topic = Some(r.str()?.to_owned());
+        }
+        if flags & FLAG_CORRELATION != 0 {
+            let len = r.varint()?;
+            mqtt.correlation_data = Some(value.slice(r.take(len)?));
+        }
+        if flags & FLAG_EXPIRY != 0 {
+            let e = r.varint()?;
+            mqtt.expiry_s = Some(u32::try_from(e).map_err(|_| EnvelopeError::Truncated)?);
+        }
         let payload = value.slice(r.pos..);
         Ok(Self {
             topic,
@@ -128,6 +188,7 @@ impl Message {
             msg_id,
             payload,
             timestamp_ms,
+            mqtt,
         })
     }
 
@@ -191,6 +252,17 @@ impl<'a> Reader<'a> {
         Err(EnvelopeError::Truncated)
     }
 
+    /// Claims the next `len` bytes, returning their range.
+    fn take(&mut self, len: u64) -> Result<std::ops::Range<usize>, EnvelopeError> {
+        let remaining = (self.buf.len() - self.pos) as u64;
+        if len > remaining {
+            return Err(EnvelopeError::Truncated);
+        }
+        let range = self.pos..self.pos + len as usize;
+        self.pos = range.end;
+        Ok(range)
+    }
+
     fn str(&mut self) -> Result<&'a str, EnvelopeError> {
         let len = self.varint()?;
         let remaining = (self.buf.len() - self.pos) as u64;
@@ -217,6 +289,12 @@ mod tests {
             msg_id: Some("id-1".into()),
             payload: Bytes::copy_from_slice(payload),
             timestamp_ms: 42,
+            mqtt: MqttProperties {
+                payload_utf8: true,
+                expiry_s: Some(60),
+                response_topic: Some("replies/1".into()),
+                correlation_data: Some(Bytes::from_static(b"\x00\x01")),
+            },
         }
     }
 
@@ -232,9 +310,14 @@ mod tests {
         #[test]
         fn round_trip_any(topic in "[a-z/]{1,20}", payload in proptest::collection::vec(any::<u8>(), 0..200),
                           headers in proptest::collection::vec(("[a-z]{1,8}", ".{0,8}"), 0..5),
-                          ct in proptest::option::of("[a-z/]{1,10}"), id in proptest::option::of(".{0,10}")) {
+                          ct in proptest::option::of("[a-z/]{1,10}"), id in proptest::option::of(".{0,10}"),
+                          utf8 in any::<bool>(), expiry in proptest::option::of(any::<u32>()),
+                          response in proptest::option::of("[a-z/]{1,10}"),
+                          correlation in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16))) {
+            let mqtt = MqttProperties { payload_utf8: utf8, expiry_s: expiry, response_topic: response,
+                                        correlation_data: correlation.map(Bytes::from) };
             let m = Message { topic: TopicName::new(&topic).unwrap(), key: None, headers, content_type: ct,
-                              msg_id: id, payload: Bytes::from(payload), timestamp_ms: 7 };
+                              msg_id: id, payload: Bytes::from(payload), timestamp_ms: 7, mqtt };
             let v = m.encode_value();
             prop_assert_eq!(Message::peek_msg_id(&v), m.msg_id.clone());
             prop_assert_eq!(Message::decode(None, 7, &v).unwrap(), m);

@@ -10,7 +10,7 @@ pub mod topic;
 pub mod trie;
 pub mod units;
 
-pub use envelope::{EnvelopeError, Message};
+pub use envelope::{EnvelopeError, Message, MqttProperties};
 pub use names::{GroupName, NameError, StreamName, TenantId};
 pub use topic::{TopicError, TopicFilter, TopicName};
 pub use trie::FilterTrie;
