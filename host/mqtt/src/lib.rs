@@ -19,6 +19,7 @@
 //! assert_eq!(decode(&mut buf, Version::V5, 1024), Ok(None));
 //! ```
 
+pub mod connection;
 mod decode;
 mod encode;
 mod error;
@@ -35,6 +36,10 @@ mod tests;
 /// codec without naming it as a dependency of their own.
 pub use bytes::{Bytes, BytesMut};
 
+pub use connection::{
+    Accept, Backpressure, CloseReason, Connection, ConnectionConfig, ConnectionStats, Delivery, Event,
+    InboundPublish, Outgoing, SessionState,
+};
 pub use decode::decode;
 pub use encode::encode;
 pub use error::{DecodeError, EncodeError};

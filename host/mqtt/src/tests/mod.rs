@@ -2,6 +2,7 @@
 //! helpers here (`roundtrip`, `check`, `check_err`), so an API change touches
 //! the helpers and not the hundred cases.
 
+mod connection;
 mod encode_errors;
 mod invariants;
 mod known_bytes;
