@@ -11,4 +11,6 @@ mod dedup;
 mod groups;
 mod http_api;
 mod invariants;
+mod mqtt;
+mod mqtt_client;
 mod retention;

@@ -16,6 +16,8 @@ pub struct TestNode {
     pub config: Option<PathBuf>,
     child: Option<Child>,
     pub url: String,
+    /// The MQTT listener's address.
+    pub mqtt: std::net::SocketAddr,
     pub agent: ureq::Agent,
 }
 
@@ -43,6 +45,7 @@ impl TestNode {
             config,
             child: None,
             url: String::new(),
+            mqtt: "127.0.0.1:0".parse().unwrap(),
             agent,
         };
         node.launch();
@@ -76,6 +79,11 @@ impl TestNode {
         self.child = Some(child);
         let ports = wait_for_ports(&data, self.child.as_mut().unwrap());
         self.url = format!("http://{}", ports["http"].as_str().expect("http port"));
+        self.mqtt = ports["mqtt"]
+            .as_str()
+            .expect("mqtt port")
+            .parse()
+            .expect("mqtt address");
     }
 
     /// SIGKILL: no chance to flush or sync anything.

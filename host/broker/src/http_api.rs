@@ -201,7 +201,17 @@ async fn publish(
         timestamp_ms: crate::stream::now_ms(),
         mqtt: Default::default(),
     };
-    let appends = node.publish(tenant, msg).await?;
+    let retain = text("sluice-retain")?.is_some_and(|v| v == "true" || v == "1");
+    // Durable capture first (refused whole on back-pressure), then live
+    // delivery to MQTT subscribers at QoS 1, then the wait for durability.
+    let pending = node.begin_publish(tenant, &msg)?;
+    if retain {
+        node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce)
+            .await?;
+    }
+    node.router
+        .route(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
+    let appends = pending.wait().await?;
     let duplicate = !appends.is_empty() && appends.iter().all(|a| a.duplicate);
     Ok(json(
         StatusCode::OK,

@@ -2,14 +2,15 @@
 //! threads that drive the blocking log (one writer per stream, with group
 //! commit), the metadata store, consumer groups and the HTTP API. It knows
 //! nothing about the config file format (the `sluice` binary converts that
-//! into [`options`]) and, for now, nothing about WebAssembly.
+//! into [`options`]) and, for now, nothing about WebAssembly. MQTT's protocol logic lives in the
+//! sans-IO `sluice-mqtt`; [`mqtt`] is its shell and router.
 
 pub mod dedup;
 pub mod http_api;
 pub mod http_util;
 pub mod meta;
 pub mod metrics;
-mod mqtt_reserved;
+pub mod mqtt;
 pub mod node;
 pub mod options;
 pub mod server;

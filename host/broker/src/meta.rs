@@ -16,6 +16,9 @@ const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
 /// Committed offsets: key `tenant/stream \0 group \0 partition(10 digits)`, value the next offset to read.
 const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("group_offsets");
 
+/// Retained MQTT messages: key `tenant/topic`, value `qos u8, timestamp i64 LE, key, envelope` (see `retained_value`).
+const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+
 /// Metadata writes waiting for the writer thread; producers wait beyond this.
 const META_QUEUE_MAX: usize = 4096;
 /// Requests folded into one transaction at most.
@@ -54,6 +57,14 @@ pub enum MetaWrite {
         stream: String,
         group: Option<String>,
     },
+    /// Stores a retained MQTT message (see `mqtt::retained_value`).
+    PutRetained {
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteRetained {
+        key: String,
+    },
 }
 
 struct Request {
@@ -89,6 +100,7 @@ impl Meta {
             let txn = db.begin_write().map_err(db_err)?;
             txn.open_table(STREAMS).map_err(db_err)?;
             txn.open_table(OFFSETS).map_err(db_err)?;
+            txn.open_table(RETAINED).map_err(db_err)?;
             txn.commit().map_err(db_err)?;
         }
         let (tx, rx) = mpsc::channel(META_QUEUE_MAX);
@@ -114,6 +126,18 @@ impl Meta {
     pub fn streams(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(STREAMS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Every retained message, by `tenant/topic` key.
+    pub fn retained(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RETAINED).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
@@ -165,6 +189,7 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
     {
         let mut streams = txn.open_table(STREAMS).map_err(|e| e.to_string())?;
         let mut offsets = txn.open_table(OFFSETS).map_err(|e| e.to_string())?;
+        let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             let r = match w {
                 MetaWrite::PutStream { key, doc } => {
@@ -179,6 +204,10 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                 } => offsets
                     .insert(offset_key(stream, group, *partition).as_str(), *offset)
                     .map(drop),
+                MetaWrite::PutRetained { key, value } => {
+                    retained.insert(key.as_str(), value.as_slice()).map(drop)
+                }
+                MetaWrite::DeleteRetained { key } => retained.remove(key.as_str()).map(drop),
                 MetaWrite::DeleteOffsets { stream, group } => {
                     let (lo, hi) = offset_prefix(stream, group.as_deref());
                     offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)

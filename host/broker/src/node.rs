@@ -69,6 +69,44 @@ pub struct AppendResult {
     pub duplicate: bool,
 }
 
+/// Appends queued on stream writers, not yet acknowledged.
+pub struct PendingAppends {
+    waits: Vec<(
+        String,
+        tokio::sync::oneshot::Receiver<Result<AppendAck, AppendError>>,
+    )>,
+}
+
+impl PendingAppends {
+    /// How many streams captured the message.
+    pub fn len(&self) -> usize {
+        self.waits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waits.is_empty()
+    }
+
+    /// Waits until every append is durable (per its stream's fsync policy).
+    pub async fn wait(self) -> Result<Vec<AppendResult>, NodeError> {
+        let mut out = Vec::with_capacity(self.waits.len());
+        for (stream, rx) in self.waits {
+            let AppendAck {
+                partition,
+                offset,
+                duplicate,
+            } = rx.await.map_err(|_| AppendError::Closed)??;
+            out.push(AppendResult {
+                stream,
+                partition,
+                offset,
+                duplicate,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// Where a group starts reading, per partition, and what it got.
 #[derive(Debug, Default)]
 pub struct Fetched {
@@ -90,6 +128,9 @@ pub struct Node {
     pub options: NodeOptions,
     pub meta: Meta,
     pub metrics: Arc<NodeMetrics>,
+    /// Live MQTT sessions, subscriptions and retained messages.
+    pub router: Arc<crate::mqtt::Router>,
+    pub mqtt_stats: Arc<crate::mqtt::ListenerStats>,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
@@ -115,6 +156,8 @@ impl Node {
             options: options.clone(),
             meta,
             metrics: Arc::new(NodeMetrics::default()),
+            router: Arc::new(crate::mqtt::Router::new()),
+            mqtt_stats: Arc::default(),
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
@@ -132,6 +175,13 @@ impl Node {
             let stream = tokio::task::spawn_blocking(move || n.open_stream(tenant, spec)).await??;
             node.insert(stream);
         }
+        let retained = node.meta.retained()?;
+        node.router.load_retained(
+            retained
+                .iter()
+                .filter_map(|(k, v)| crate::mqtt::retained_from_value(k, v))
+                .collect(),
+        );
         for spec in &options.streams {
             node.put_stream(&TenantId::default_tenant(), spec.clone())
                 .await
@@ -306,6 +356,17 @@ impl Node {
         tenant: &TenantId,
         msg: Message,
     ) -> Result<Vec<AppendResult>, NodeError> {
+        self.begin_publish(tenant, &msg)?.wait().await
+    }
+
+    /// Queues `msg` on every matching stream's writer without waiting for the
+    /// appends; [`PendingAppends::wait`] waits for them. Refuses (and queues
+    /// nothing) when one matching stream is full.
+    pub fn begin_publish(
+        &self,
+        tenant: &TenantId,
+        msg: &Message,
+    ) -> Result<PendingAppends, NodeError> {
         let targets: Vec<Arc<Stream>> = self
             .streams(tenant)
             .into_iter()
@@ -328,25 +389,33 @@ impl Node {
         }
         let mut waits = Vec::with_capacity(targets.len());
         for (s, permit) in targets.iter().zip(permits) {
-            let (cmd, rx) = s.append_cmd(&msg);
+            let (cmd, rx) = s.append_cmd(msg);
             permit.send(cmd);
-            waits.push(rx);
+            waits.push((s.name().to_owned(), rx));
         }
-        let mut out = Vec::with_capacity(targets.len());
-        for (s, rx) in targets.iter().zip(waits) {
-            let AppendAck {
-                partition,
-                offset,
-                duplicate,
-            } = rx.await.map_err(|_| AppendError::Closed)??;
-            out.push(AppendResult {
-                stream: s.name().to_owned(),
-                partition,
-                offset,
-                duplicate,
-            });
-        }
-        Ok(out)
+        Ok(PendingAppends { waits })
+    }
+
+    /// Stores (or, with an empty payload, clears) the retained message of
+    /// `msg`'s topic, durably, and makes it current for new subscribers.
+    pub async fn retain(
+        &self,
+        tenant: &TenantId,
+        msg: &Message,
+        qos: sluice_mqtt::QoS,
+    ) -> Result<(), NodeError> {
+        let key = format!("{tenant}/{}", msg.topic);
+        let write = if msg.payload.is_empty() {
+            MetaWrite::DeleteRetained { key }
+        } else {
+            MetaWrite::PutRetained {
+                key,
+                value: crate::mqtt::retained_value(msg, qos),
+            }
+        };
+        self.meta.apply(vec![write]).await?;
+        self.router.retain(msg, qos);
+        Ok(())
     }
 
     /// Committed offsets of `group`, with a partition's log start where the

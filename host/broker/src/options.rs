@@ -18,6 +18,7 @@ pub struct NodeOptions {
     /// reported in `ports.json`.
     pub mqtt_listen: SocketAddr,
     pub limits: Limits,
+    pub mqtt: MqttOptions,
     /// Streams declared in the config file: created at start-up when missing,
     /// updated when their mutable settings differ.
     pub streams: Vec<StreamSpec>,
@@ -63,8 +64,45 @@ impl NodeOptions {
             http_listen: "127.0.0.1:8080".parse().expect("literal address"),
             mqtt_listen: "127.0.0.1:1883".parse().expect("literal address"),
             limits: Limits::default(),
+            mqtt: MqttOptions::default(),
             streams: Vec::new(),
             retention_check_ms: 30_000,
+        }
+    }
+}
+
+/// The MQTT listener's limits and promises.
+#[derive(Debug, Clone)]
+pub struct MqttOptions {
+    /// Concurrent MQTT connections; more wait in the accept queue.
+    pub connections_max: usize,
+    /// Largest packet accepted from a client (and announced in CONNACK).
+    pub packet_bytes_max: usize,
+    /// Unacknowledged QoS 1/2 publishes a client may have in flight towards us.
+    pub receive_maximum: u16,
+    /// Topic aliases a client may use towards us.
+    pub topic_alias_maximum: u16,
+    /// Keep-alive imposed on clients that ask for none or more, in seconds.
+    pub keep_alive_s_max: u16,
+    /// Longest session expiry granted, in seconds (3.1.1 persistent sessions get this).
+    pub session_expiry_s_max: u32,
+    /// Messages queued per connection (mailbox and QoS 1/2 queue) before drops are counted.
+    pub session_queue_messages_max: usize,
+    /// How often `$SYS/` statistics are published, in milliseconds (0 = never).
+    pub sys_interval_ms: u64,
+}
+
+impl Default for MqttOptions {
+    fn default() -> Self {
+        Self {
+            connections_max: 10_000,
+            packet_bytes_max: 1 << 20,
+            receive_maximum: 1024,
+            topic_alias_maximum: 64,
+            keep_alive_s_max: 3600,
+            session_expiry_s_max: 7 * 86_400,
+            session_queue_messages_max: 10_000,
+            sys_interval_ms: 10_000,
         }
     }
 }

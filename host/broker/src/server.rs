@@ -41,7 +41,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(serve_http(node.clone(), http, stopped.clone())),
-        tokio::spawn(crate::mqtt_reserved::serve(mqtt, stopped.clone())),
+        tokio::spawn(crate::mqtt::serve(node.clone(), mqtt, stopped.clone())),
         tokio::spawn(run_retention(node.clone(), stopped)),
     ];
     write_ports(&options, http_addr, mqtt_addr)?;

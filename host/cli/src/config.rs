@@ -51,6 +51,22 @@ pub struct HttpSection {
 pub struct MqttSection {
     /// Address of the MQTT listener, e.g. `"127.0.0.1:1883"`.
     pub listen: Option<SocketAddr>,
+    /// Concurrent MQTT connections.
+    pub connections_max: Option<usize>,
+    /// Largest packet accepted from a client, e.g. `"1MiB"`.
+    pub packet_bytes_max: Option<Bytes>,
+    /// Unacknowledged QoS 1/2 publishes a client may have in flight.
+    pub receive_maximum: Option<u16>,
+    /// Topic aliases a client may use.
+    pub topic_alias_maximum: Option<u16>,
+    /// Keep-alive imposed on clients asking for none or more, e.g. `"1h"`.
+    pub keep_alive_max: Option<Duration>,
+    /// Longest session expiry granted, e.g. `"7d"`.
+    pub session_expiry_max: Option<Duration>,
+    /// Messages queued per client session.
+    pub session_queue_messages_max: Option<usize>,
+    /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
+    pub sys_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,8 +176,33 @@ impl ConfigFile {
         if let Some(n) = self.http.connections_max {
             o.limits.http_connections_max = n.max(1);
         }
-        if let Some(a) = self.mqtt.listen {
+        let m = self.mqtt;
+        if let Some(a) = m.listen {
             o.mqtt_listen = a;
+        }
+        if let Some(n) = m.connections_max {
+            o.mqtt.connections_max = n.max(1);
+        }
+        if let Some(b) = m.packet_bytes_max {
+            o.mqtt.packet_bytes_max = b.0.clamp(64, 268_435_460) as usize;
+        }
+        if let Some(n) = m.receive_maximum {
+            o.mqtt.receive_maximum = n.max(1);
+        }
+        if let Some(n) = m.topic_alias_maximum {
+            o.mqtt.topic_alias_maximum = n;
+        }
+        if let Some(d) = m.keep_alive_max {
+            o.mqtt.keep_alive_s_max = (d.0 / 1000).clamp(1, u64::from(u16::MAX)) as u16;
+        }
+        if let Some(d) = m.session_expiry_max {
+            o.mqtt.session_expiry_s_max = (d.0 / 1000).min(u64::from(u32::MAX)) as u32;
+        }
+        if let Some(n) = m.session_queue_messages_max {
+            o.mqtt.session_queue_messages_max = n.max(1);
+        }
+        if let Some(d) = m.sys_interval {
+            o.mqtt.sys_interval_ms = d.0;
         }
         if let Some(n) = self.limits.streams_max {
             o.limits.streams_max = n;

@@ -350,10 +350,14 @@ impl Connection {
         self.phase = Phase::Open;
         let p = &connect.properties;
         self.client_receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
-        self.client_packet_bytes_max = p.maximum_packet_size.map_or(crate::PACKET_BYTES_MAX, |m| m as usize);
+        self.client_packet_bytes_max = p
+            .maximum_packet_size
+            .map_or(crate::PACKET_BYTES_MAX, |m| m as usize);
         self.client_alias_maximum = p.topic_alias_maximum.unwrap_or(0);
         self.session_expiry_s = if self.version == Version::V5 {
-            p.session_expiry_interval_s.unwrap_or(0).min(self.config.session_expiry_s_max)
+            p.session_expiry_interval_s
+                .unwrap_or(0)
+                .min(self.config.session_expiry_s_max)
         } else if connect.clean_start {
             0
         } else {
@@ -366,7 +370,11 @@ impl Connection {
         };
         // 3.1.1 has no way to tell the client about a server keep-alive, so
         // there we honour whatever it asked for (0 means none).
-        let keep_alive_s = if self.version == Version::V3_1_1 { connect.keep_alive_s } else { keep_alive_s };
+        let keep_alive_s = if self.version == Version::V3_1_1 {
+            connect.keep_alive_s
+        } else {
+            keep_alive_s
+        };
         self.keep_alive = (keep_alive_s > 0).then(|| Duration::from_secs(u64::from(keep_alive_s)));
         self.deadline = self.keep_alive.map(|ka| now + ka + ka / 2);
         self.session = accept.session;
@@ -390,7 +398,12 @@ impl Connection {
             properties: props,
         }));
         // Resend what the previous connection left unacknowledged (MQTT-4.4.0-1).
-        let inflight: Vec<(u16, Outgoing)> = self.session.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let inflight: Vec<(u16, Outgoing)> = self
+            .session
+            .inflight
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         for (id, o) in inflight {
             let pid = PacketId::new(id).expect("stored ids are non-zero");
             if o.released {
@@ -406,7 +419,11 @@ impl Connection {
         if self.phase != Phase::AwaitingAccept {
             return;
         }
-        let reason = if self.version == Version::V3_1_1 { v3_connack_reason(reason) } else { reason };
+        let reason = if self.version == Version::V3_1_1 {
+            v3_connack_reason(reason)
+        } else {
+            reason
+        };
         self.send(Packet::ConnAck(ConnAck {
             session_present: false,
             reason,
@@ -421,8 +438,15 @@ impl Connection {
             return;
         }
         // 3.1.1 acknowledgements carry no reason: a refused publish is acknowledged and dropped.
-        let reason = if self.version == Version::V3_1_1 { ReasonCode::SUCCESS } else { reason };
-        let ack = PubAck { reason, ..PubAck::new(packet_id) };
+        let reason = if self.version == Version::V3_1_1 {
+            ReasonCode::SUCCESS
+        } else {
+            reason
+        };
+        let ack = PubAck {
+            reason,
+            ..PubAck::new(packet_id)
+        };
         match qos {
             QoS::AtLeastOnce => self.send(Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
@@ -437,13 +461,21 @@ impl Connection {
 
     pub fn suback(&mut self, packet_id: PacketId, reasons: Vec<ReasonCode>) {
         if self.phase == Phase::Open {
-            self.send(Packet::SubAck(SubAck { packet_id, reasons, properties: Default::default() }));
+            self.send(Packet::SubAck(SubAck {
+                packet_id,
+                reasons,
+                properties: Default::default(),
+            }));
         }
     }
 
     pub fn unsuback(&mut self, packet_id: PacketId, reasons: Vec<ReasonCode>) {
         if self.phase == Phase::Open {
-            self.send(Packet::UnsubAck(UnsubAck { packet_id, reasons, properties: Default::default() }));
+            self.send(Packet::UnsubAck(UnsubAck {
+                packet_id,
+                reasons,
+                properties: Default::default(),
+            }));
         }
     }
 
@@ -493,7 +525,9 @@ impl Connection {
 
     fn decode_failed(&mut self, e: DecodeError) {
         let reason = e.reason_code();
-        if self.phase == Phase::AwaitingConnect && reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
+        if self.phase == Phase::AwaitingConnect
+            && reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
+        {
             // The client speaks a level we do not: answer in 3.1.1's words,
             // which every version can read (MQTT-3.1.2-2).
             self.version = Version::V3_1_1;
@@ -502,20 +536,19 @@ impl Connection {
                 reason: ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
                 properties: Default::default(),
             }));
-            return self.close(CloseReason::ProtocolError { reason, detail: e.to_string() });
+            return self.close(CloseReason::ProtocolError {
+                reason,
+                detail: e.to_string(),
+            });
         }
         self.protocol_error(reason, e.to_string());
     }
 
     fn protocol_error(&mut self, reason: ReasonCode, detail: String) {
+        // Before a valid CONNECT we do not know who we are talking to (or
+        // in which version), so the connection just closes (MQTT-3.1.4-1).
         if self.phase == Phase::Open {
             self.send_disconnect(reason);
-        } else if self.phase == Phase::AwaitingConnect && self.version == Version::V5 {
-            self.send(Packet::ConnAck(ConnAck {
-                session_present: false,
-                reason,
-                properties: Default::default(),
-            }));
         }
         self.close(CloseReason::ProtocolError { reason, detail });
     }
@@ -531,12 +564,20 @@ impl Connection {
 
     fn send_disconnect(&mut self, reason: ReasonCode) {
         if self.version == Version::V5 {
-            self.send(Packet::Disconnect(Disconnect { reason, properties: DisconnectProperties::default() }));
+            self.send(Packet::Disconnect(Disconnect {
+                reason,
+                properties: DisconnectProperties::default(),
+            }));
         }
     }
 
     fn send(&mut self, packet: Packet) {
-        match encode(&packet, self.version, self.client_packet_bytes_max, &mut self.out) {
+        match encode(
+            &packet,
+            self.version,
+            self.client_packet_bytes_max,
+            &mut self.out,
+        ) {
             Ok(()) => self.stats.packets_out += 1,
             // Control packets are small; only reason strings could push them
             // over a tiny client limit, and we send none.
@@ -547,18 +588,28 @@ impl Connection {
     fn handle_packet(&mut self, packet: Packet) {
         match (self.phase, packet) {
             (Phase::AwaitingConnect, Packet::Connect(c)) => self.on_connect(c),
-            (Phase::AwaitingConnect, other) => {
-                self.protocol_error(ReasonCode::PROTOCOL_ERROR, format!("expected CONNECT, got {:?}", other.packet_type()))
+            (Phase::AwaitingConnect, other) => self.protocol_error(
+                ReasonCode::PROTOCOL_ERROR,
+                format!("expected CONNECT, got {:?}", other.packet_type()),
+            ),
+            (Phase::AwaitingAccept, _) => {
+                unreachable!("input is not decoded while awaiting the broker")
             }
-            (Phase::AwaitingAccept, _) => unreachable!("input is not decoded while awaiting the broker"),
             (Phase::Open, Packet::Connect(_)) => {
                 self.protocol_error(ReasonCode::PROTOCOL_ERROR, "second CONNECT".into())
             }
             (Phase::Open, Packet::Publish(p)) => self.on_publish(p),
             (Phase::Open, Packet::PubAck(a)) => {
-                if self.session.inflight.get(&a.packet_id.get()).is_some_and(|o| o.delivery.qos == QoS::AtLeastOnce) {
+                if self
+                    .session
+                    .inflight
+                    .get(&a.packet_id.get())
+                    .is_some_and(|o| o.delivery.qos == QoS::AtLeastOnce)
+                {
                     self.session.inflight.remove(&a.packet_id.get());
-                    self.events.push_back(Event::Delivered { packet_id: a.packet_id.get() });
+                    self.events.push_back(Event::Delivered {
+                        packet_id: a.packet_id.get(),
+                    });
                 }
             }
             (Phase::Open, Packet::PubRec(a)) => {
@@ -584,9 +635,16 @@ impl Connection {
                 }
             }
             (Phase::Open, Packet::PubComp(a)) => {
-                if self.session.inflight.get(&a.packet_id.get()).is_some_and(|o| o.released) {
+                if self
+                    .session
+                    .inflight
+                    .get(&a.packet_id.get())
+                    .is_some_and(|o| o.released)
+                {
                     self.session.inflight.remove(&a.packet_id.get());
-                    self.events.push_back(Event::Delivered { packet_id: a.packet_id.get() });
+                    self.events.push_back(Event::Delivered {
+                        packet_id: a.packet_id.get(),
+                    });
                 }
             }
             (Phase::Open, Packet::PubRel(a)) => {
@@ -596,15 +654,19 @@ impl Connection {
                 } else {
                     ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
                 };
-                self.send(Packet::PubComp(PubAck { reason, ..PubAck::new(a.packet_id) }));
+                self.send(Packet::PubComp(PubAck {
+                    reason,
+                    ..PubAck::new(a.packet_id)
+                }));
             }
             (Phase::Open, Packet::Subscribe(s)) => self.events.push_back(Event::Subscribe(s)),
             (Phase::Open, Packet::Unsubscribe(u)) => self.events.push_back(Event::Unsubscribe(u)),
             (Phase::Open, Packet::PingReq) => self.send(Packet::PingResp),
             (Phase::Open, Packet::Disconnect(d)) => self.on_disconnect(d),
-            (Phase::Open, Packet::Auth(_)) => {
-                self.protocol_error(ReasonCode::PROTOCOL_ERROR, "AUTH without an authentication method".into())
-            }
+            (Phase::Open, Packet::Auth(_)) => self.protocol_error(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method".into(),
+            ),
             (Phase::Open, other) => self.protocol_error(
                 ReasonCode::PROTOCOL_ERROR,
                 format!("a client may not send {:?}", other.packet_type()),
@@ -640,10 +702,15 @@ impl Connection {
         if let Some(s) = d.properties.session_expiry_interval_s {
             if self.session_expiry_s == 0 && s != 0 {
                 // MQTT-3.14.2-2: a session that was to end cannot be revived here.
-                return self.protocol_error(ReasonCode::PROTOCOL_ERROR, "session expiry set at DISCONNECT after 0 at CONNECT".into());
+                return self.protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set at DISCONNECT after 0 at CONNECT".into(),
+                );
             }
             self.session_expiry_s = s.min(self.config.session_expiry_s_max);
-            self.events.push_back(Event::SessionExpiry { seconds: self.session_expiry_s });
+            self.events.push_back(Event::SessionExpiry {
+                seconds: self.session_expiry_s,
+            });
         }
         let with_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE;
         self.close(CloseReason::ClientDisconnect { with_will });
@@ -655,12 +722,20 @@ impl Connection {
         // alias alone uses it.
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias == 0 || alias > self.config.topic_alias_maximum {
-                return self.protocol_error(ReasonCode::TOPIC_ALIAS_INVALID, format!("topic alias {alias}"));
+                return self.protocol_error(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!("topic alias {alias}"),
+                );
             }
             if p.topic.is_empty() {
                 match self.inbound_aliases.get(&alias) {
                     Some(t) => p.topic = t.clone(),
-                    None => return self.protocol_error(ReasonCode::PROTOCOL_ERROR, format!("unknown topic alias {alias}")),
+                    None => {
+                        return self.protocol_error(
+                            ReasonCode::PROTOCOL_ERROR,
+                            format!("unknown topic alias {alias}"),
+                        );
+                    }
                 }
             } else {
                 self.inbound_aliases.insert(alias, p.topic.clone());
@@ -688,7 +763,10 @@ impl Connection {
                 if self.inbound_unacked.len() >= usize::from(self.config.receive_maximum) {
                     return self.protocol_error(
                         ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-                        format!("more than {} unacknowledged publishes", self.config.receive_maximum),
+                        format!(
+                            "more than {} unacknowledged publishes",
+                            self.config.receive_maximum
+                        ),
                     );
                 }
                 self.inbound_unacked.insert(id.get());
@@ -725,11 +803,19 @@ impl Connection {
                     break;
                 };
                 if self.send_publish(now, id, &d, false) {
-                    self.session.inflight.insert(id.get(), Outgoing { delivery: d, released: false });
+                    self.session.inflight.insert(
+                        id.get(),
+                        Outgoing {
+                            delivery: d,
+                            released: false,
+                        },
+                    );
                 }
                 continue;
             }
-            let Some(d) = self.qos0.pop_front() else { break };
+            let Some(d) = self.qos0.pop_front() else {
+                break;
+            };
             if expired(&d, now) {
                 self.stats.expired_dropped += 1;
                 continue;
@@ -755,11 +841,22 @@ impl Connection {
         self.encode_publish(now, Some(id), d, dup)
     }
 
-    fn encode_publish(&mut self, now: Instant, id: Option<PacketId>, d: &Delivery, dup: bool) -> bool {
+    fn encode_publish(
+        &mut self,
+        now: Instant,
+        id: Option<PacketId>,
+        d: &Delivery,
+        dup: bool,
+    ) -> bool {
         let mut properties = d.properties.clone();
         properties.message_expiry_interval_s = d
             .expires_at
-            .map(|at| at.saturating_duration_since(now).as_secs().max(1).min(u64::from(u32::MAX)) as u32)
+            .map(|at| {
+                at.saturating_duration_since(now)
+                    .as_secs()
+                    .max(1)
+                    .min(u64::from(u32::MAX)) as u32
+            })
             .or(properties.message_expiry_interval_s);
         let mut topic = d.topic.clone();
         if self.version == Version::V5 && self.client_alias_maximum > 0 {
@@ -781,7 +878,12 @@ impl Connection {
             payload: d.payload.clone(),
             properties,
         });
-        match encode(&packet, self.version, self.client_packet_bytes_max, &mut self.out) {
+        match encode(
+            &packet,
+            self.version,
+            self.client_packet_bytes_max,
+            &mut self.out,
+        ) {
             Ok(()) => {
                 self.stats.packets_out += 1;
                 self.stats.publishes_out += 1;

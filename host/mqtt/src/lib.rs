@@ -37,8 +37,8 @@ mod tests;
 pub use bytes::{Bytes, BytesMut};
 
 pub use connection::{
-    Accept, Backpressure, CloseReason, Connection, ConnectionConfig, ConnectionStats, Delivery, Event,
-    InboundPublish, Outgoing, SessionState,
+    Accept, Backpressure, CloseReason, Connection, ConnectionConfig, ConnectionStats, Delivery,
+    Event, InboundPublish, Outgoing, SessionState,
 };
 pub use decode::decode;
 pub use encode::encode;

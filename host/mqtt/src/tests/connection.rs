@@ -9,8 +9,8 @@ use proptest::prelude::*;
 
 use crate::connection::*;
 use crate::{
-    Connect, ConnectProperties, Disconnect, Packet, PacketId, PubAck, Publish, PublishProperties, QoS,
-    ReasonCode, Subscribe, Subscription, Version, decode, encode,
+    Connect, ConnectProperties, Disconnect, Packet, PacketId, PubAck, Publish, PublishProperties,
+    QoS, ReasonCode, Subscribe, Subscription, Version, decode, encode,
 };
 
 struct Pair {
@@ -25,7 +25,12 @@ fn id(n: u16) -> PacketId {
     PacketId::new(n).unwrap()
 }
 
-fn connect_packet(version: Version, client_id: &str, keep_alive_s: u16, properties: ConnectProperties) -> Connect {
+fn connect_packet(
+    version: Version,
+    client_id: &str,
+    keep_alive_s: u16,
+    properties: ConnectProperties,
+) -> Connect {
     Connect {
         version,
         client_id: client_id.into(),
@@ -41,24 +46,43 @@ fn connect_packet(version: Version, client_id: &str, keep_alive_s: u16, properti
 impl Pair {
     fn new(config: ConnectionConfig) -> Self {
         let now = Instant::now();
-        Pair { conn: Connection::new(config, now), now, inbox: BytesMut::new(), version: Version::V5, connect: None }
+        Pair {
+            conn: Connection::new(config, now),
+            now,
+            inbox: BytesMut::new(),
+            version: Version::V5,
+            connect: None,
+        }
     }
 
     /// A v5 connection through CONNECT and CONNACK.
     fn open(version: Version, properties: ConnectProperties) -> Self {
         let mut p = Pair::new(ConnectionConfig::default());
         p.version = version;
-        p.send(Packet::Connect(connect_packet(version, "c1", 10, properties)));
-        let Some(Event::Connect(c)) = p.conn.poll_event() else { panic!("no connect event") };
+        p.send(Packet::Connect(connect_packet(
+            version, "c1", 10, properties,
+        )));
+        let Some(Event::Connect(c)) = p.conn.poll_event() else {
+            panic!("no connect event")
+        };
         p.connect = Some(*c.clone());
         p.conn.accept(p.now, Accept::default(), &c);
         let out = p.recv();
-        assert!(matches!(out[..], [Packet::ConnAck(ref a)] if a.reason == ReasonCode::SUCCESS), "{out:?}");
+        assert!(
+            matches!(out[..], [Packet::ConnAck(ref a)] if a.reason == ReasonCode::SUCCESS),
+            "{out:?}"
+        );
         p
     }
 
     fn send(&mut self, packet: Packet) {
-        encode(&packet, self.version, crate::PACKET_BYTES_MAX, &mut self.inbox).unwrap();
+        encode(
+            &packet,
+            self.version,
+            crate::PACKET_BYTES_MAX,
+            &mut self.inbox,
+        )
+        .unwrap();
         self.conn.handle_input(self.now, &mut self.inbox);
     }
 
@@ -112,14 +136,37 @@ fn delivery(qos: QoS, topic: &str) -> Delivery {
 
 #[test]
 fn connack_announces_the_servers_limits() {
-    let mut p = Pair::new(ConnectionConfig { receive_maximum: 7, topic_alias_maximum: 3, ..Default::default() });
-    p.send(Packet::Connect(connect_packet(Version::V5, "", 0, ConnectProperties::default())));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else { panic!() };
-    p.conn.accept(p.now, Accept { assigned_client_id: Some("auto-1".into()), ..Default::default() }, &c);
-    let [Packet::ConnAck(a)] = &p.recv()[..] else { panic!() };
+    let mut p = Pair::new(ConnectionConfig {
+        receive_maximum: 7,
+        topic_alias_maximum: 3,
+        ..Default::default()
+    });
+    p.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "",
+        0,
+        ConnectProperties::default(),
+    )));
+    let Some(Event::Connect(c)) = p.conn.poll_event() else {
+        panic!()
+    };
+    p.conn.accept(
+        p.now,
+        Accept {
+            assigned_client_id: Some("auto-1".into()),
+            ..Default::default()
+        },
+        &c,
+    );
+    let [Packet::ConnAck(a)] = &p.recv()[..] else {
+        panic!()
+    };
     assert_eq!(a.properties.receive_maximum, Some(7));
     assert_eq!(a.properties.topic_alias_maximum, Some(3));
-    assert_eq!(a.properties.assigned_client_identifier.as_deref(), Some("auto-1"));
+    assert_eq!(
+        a.properties.assigned_client_identifier.as_deref(),
+        Some("auto-1")
+    );
     // keep-alive 0 asked: the server imposes its own and says so.
     assert_eq!(a.properties.server_keep_alive_s, Some(3600));
 }
@@ -131,7 +178,9 @@ fn v3_persistent_session_without_client_id_is_refused() {
     let mut c = connect_packet(Version::V3_1_1, "", 10, ConnectProperties::default());
     c.clean_start = false;
     p.send(Packet::Connect(c));
-    let [Packet::ConnAck(a)] = &p.recv()[..] else { panic!() };
+    let [Packet::ConnAck(a)] = &p.recv()[..] else {
+        panic!()
+    };
     assert_eq!(a.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
     assert!(p.conn.is_closed());
 }
@@ -141,17 +190,31 @@ fn the_first_packet_must_be_connect() {
     let mut p = Pair::new(ConnectionConfig::default());
     p.send(Packet::PingReq);
     assert!(p.conn.is_closed());
-    assert!(matches!(p.events()[..], [Event::Closed(CloseReason::ProtocolError { .. })]));
+    assert!(matches!(
+        p.events()[..],
+        [Event::Closed(CloseReason::ProtocolError { .. })]
+    ));
 }
 
 #[test]
 fn packets_pipelined_before_connack_are_handled_after_accept() {
     let mut p = Pair::new(ConnectionConfig::default());
-    p.send(Packet::Connect(connect_packet(Version::V5, "c", 10, ConnectProperties::default())));
+    p.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "c",
+        10,
+        ConnectProperties::default(),
+    )));
     p.send(publish(QoS::AtMostOnce, None, "a/b", b"early"));
     let events = p.events();
-    assert_eq!(events.len(), 1, "nothing after CONNECT is decoded before the broker answers");
-    let Event::Connect(c) = &events[0] else { panic!() };
+    assert_eq!(
+        events.len(),
+        1,
+        "nothing after CONNECT is decoded before the broker answers"
+    );
+    let Event::Connect(c) = &events[0] else {
+        panic!()
+    };
     p.conn.accept(p.now, Accept::default(), c);
     p.conn.handle_input(p.now, &mut p.inbox);
     assert!(matches!(&p.events()[..], [Event::Publish(pb)] if pb.payload == "early"));
@@ -162,9 +225,15 @@ fn qos1_is_acknowledged_only_when_the_broker_says_so() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.send(publish(QoS::AtLeastOnce, Some(5), "a/b", b"m"));
     assert!(matches!(&p.events()[..], [Event::Publish(pb)] if pb.topic == "a/b"));
-    assert!(p.recv().is_empty(), "no PUBACK before the message is durable");
-    p.conn.publish_done(id(5), QoS::AtLeastOnce, ReasonCode::NO_MATCHING_SUBSCRIBERS);
-    assert!(matches!(&p.recv()[..], [Packet::PubAck(a)] if a.packet_id.get() == 5 && a.reason == ReasonCode::NO_MATCHING_SUBSCRIBERS));
+    assert!(
+        p.recv().is_empty(),
+        "no PUBACK before the message is durable"
+    );
+    p.conn
+        .publish_done(id(5), QoS::AtLeastOnce, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+    assert!(
+        matches!(&p.recv()[..], [Packet::PubAck(a)] if a.packet_id.get() == 5 && a.reason == ReasonCode::NO_MATCHING_SUBSCRIBERS)
+    );
 }
 
 #[test]
@@ -172,7 +241,8 @@ fn qos2_is_delivered_exactly_once_even_when_resent() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.send(publish(QoS::ExactlyOnce, Some(9), "a/b", b"once"));
     assert_eq!(p.events().len(), 1);
-    p.conn.publish_done(id(9), QoS::ExactlyOnce, ReasonCode::SUCCESS);
+    p.conn
+        .publish_done(id(9), QoS::ExactlyOnce, ReasonCode::SUCCESS);
     assert!(matches!(&p.recv()[..], [Packet::PubRec(a)] if a.packet_id.get() == 9));
     // The client did not see PUBREC and resends with DUP: PUBREC again, no second event.
     p.send(publish(QoS::ExactlyOnce, Some(9), "a/b", b"once"));
@@ -187,28 +257,45 @@ fn qos2_is_delivered_exactly_once_even_when_resent() {
 
 #[test]
 fn exceeding_the_receive_maximum_disconnects_with_0x93() {
-    let mut p = Pair::new(ConnectionConfig { receive_maximum: 2, ..Default::default() });
-    p.send(Packet::Connect(connect_packet(Version::V5, "c", 10, ConnectProperties::default())));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else { panic!() };
+    let mut p = Pair::new(ConnectionConfig {
+        receive_maximum: 2,
+        ..Default::default()
+    });
+    p.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "c",
+        10,
+        ConnectProperties::default(),
+    )));
+    let Some(Event::Connect(c)) = p.conn.poll_event() else {
+        panic!()
+    };
     p.conn.accept(p.now, Accept::default(), &c);
     p.recv();
     for n in 1..=3 {
         p.send(publish(QoS::AtLeastOnce, Some(n), "a", b"x"));
     }
-    assert!(matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+    assert!(
+        matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
+    );
     assert!(p.conn.is_closed());
 }
 
 #[test]
 fn outgoing_qos1_respects_the_clients_receive_window() {
-    let props = ConnectProperties { receive_maximum: Some(2), ..Default::default() };
+    let props = ConnectProperties {
+        receive_maximum: Some(2),
+        ..Default::default()
+    };
     let mut p = Pair::open(Version::V5, props);
     for _ in 0..5 {
         p.conn.deliver(delivery(QoS::AtLeastOnce, "t")).unwrap();
     }
     let sent = p.recv();
     assert_eq!(sent.len(), 2, "window of 2");
-    let Packet::Publish(first) = &sent[0] else { panic!() };
+    let Packet::Publish(first) = &sent[0] else {
+        panic!()
+    };
     p.send(Packet::PubAck(PubAck::new(first.packet_id.unwrap())));
     assert!(matches!(&p.events()[..], [Event::Delivered { .. }]));
     assert_eq!(p.recv().len(), 1, "one slot freed, one more sent");
@@ -218,7 +305,9 @@ fn outgoing_qos1_respects_the_clients_receive_window() {
 fn outgoing_qos2_runs_the_full_handshake() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.conn.deliver(delivery(QoS::ExactlyOnce, "t")).unwrap();
-    let [Packet::Publish(pb)] = &p.recv()[..] else { panic!() };
+    let [Packet::Publish(pb)] = &p.recv()[..] else {
+        panic!()
+    };
     let pid = pb.packet_id.unwrap();
     p.send(Packet::PubRec(PubAck::new(pid)));
     assert!(matches!(&p.recv()[..], [Packet::PubRel(a)] if a.packet_id == pid));
@@ -236,8 +325,13 @@ fn keep_alive_timeout_after_one_and_a_half_intervals() {
     p.advance(Duration::from_secs(14));
     assert!(!p.conn.is_closed(), "any packet restarts the clock");
     p.advance(Duration::from_secs(2));
-    assert!(matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::KEEP_ALIVE_TIMEOUT));
-    assert!(matches!(&p.events()[..], [Event::Closed(CloseReason::KeepAliveTimeout)]));
+    assert!(
+        matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::KEEP_ALIVE_TIMEOUT)
+    );
+    assert!(matches!(
+        &p.events()[..],
+        [Event::Closed(CloseReason::KeepAliveTimeout)]
+    ));
     assert!(CloseReason::KeepAliveTimeout.publishes_will());
 }
 
@@ -245,18 +339,28 @@ fn keep_alive_timeout_after_one_and_a_half_intervals() {
 fn the_will_follows_the_disconnect_reason() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.send(Packet::Disconnect(Disconnect::default()));
-    let [Event::Closed(r)] = &p.events()[..] else { panic!() };
+    let [Event::Closed(r)] = &p.events()[..] else {
+        panic!()
+    };
     assert!(!r.publishes_will(), "a clean DISCONNECT discards the will");
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
-    p.send(Packet::Disconnect(Disconnect { reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE, ..Default::default() }));
-    let [Event::Closed(r)] = &p.events()[..] else { panic!() };
+    p.send(Packet::Disconnect(Disconnect {
+        reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+        ..Default::default()
+    }));
+    let [Event::Closed(r)] = &p.events()[..] else {
+        panic!()
+    };
     assert!(r.publishes_will());
     assert!(CloseReason::TransportClosed.publishes_will());
 }
 
 #[test]
 fn a_resumed_session_resends_unacknowledged_messages_with_dup() {
-    let props = ConnectProperties { session_expiry_interval_s: Some(600), ..Default::default() };
+    let props = ConnectProperties {
+        session_expiry_interval_s: Some(600),
+        ..Default::default()
+    };
     let mut p = Pair::open(Version::V5, props.clone());
     p.conn.deliver(delivery(QoS::AtLeastOnce, "t/1")).unwrap();
     p.conn.deliver(delivery(QoS::ExactlyOnce, "t/2")).unwrap();
@@ -266,12 +370,33 @@ fn a_resumed_session_resends_unacknowledged_messages_with_dup() {
     assert_eq!(session.queued(), 2);
 
     let mut q = Pair::new(ConnectionConfig::default());
-    q.send(Packet::Connect(connect_packet(Version::V5, "c1", 10, props)));
-    let Some(Event::Connect(c)) = q.conn.poll_event() else { panic!() };
-    q.conn.accept(q.now, Accept { session_present: true, session, ..Default::default() }, &c);
+    q.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "c1",
+        10,
+        props,
+    )));
+    let Some(Event::Connect(c)) = q.conn.poll_event() else {
+        panic!()
+    };
+    q.conn.accept(
+        q.now,
+        Accept {
+            session_present: true,
+            session,
+            ..Default::default()
+        },
+        &c,
+    );
     let out = q.recv();
     assert!(matches!(&out[0], Packet::ConnAck(a) if a.session_present));
-    let resent: Vec<&Publish> = out[1..].iter().map(|p| match p { Packet::Publish(pb) => pb, other => panic!("{other:?}") }).collect();
+    let resent: Vec<&Publish> = out[1..]
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(pb) => pb,
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(resent.len(), 2);
     assert!(resent.iter().all(|pb| pb.dup), "redelivery carries DUP");
 }
@@ -286,35 +411,70 @@ fn inbound_topic_aliases_are_resolved_and_checked() {
         topic: "long/topic/name".into(),
         packet_id: None,
         payload: Bytes::from_static(b"1"),
-        properties: PublishProperties { topic_alias: Some(3), ..Default::default() },
+        properties: PublishProperties {
+            topic_alias: Some(3),
+            ..Default::default()
+        },
     };
     p.send(Packet::Publish(first.clone()));
     first.topic.clear();
     p.send(Packet::Publish(first.clone()));
-    let topics: Vec<String> = p.events().into_iter().map(|e| match e { Event::Publish(pb) => pb.topic, other => panic!("{other:?}") }).collect();
+    let topics: Vec<String> = p
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Publish(pb) => pb.topic,
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(topics, ["long/topic/name", "long/topic/name"]);
     first.properties.topic_alias = Some(9999);
     p.send(Packet::Publish(first));
-    assert!(matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TOPIC_ALIAS_INVALID));
+    assert!(
+        matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TOPIC_ALIAS_INVALID)
+    );
 }
 
 #[test]
 fn outbound_topic_aliases_shorten_repeated_topics() {
-    let props = ConnectProperties { topic_alias_maximum: Some(4), ..Default::default() };
+    let props = ConnectProperties {
+        topic_alias_maximum: Some(4),
+        ..Default::default()
+    };
     let mut p = Pair::open(Version::V5, props);
-    p.conn.deliver(delivery(QoS::AtMostOnce, "very/long/topic")).unwrap();
-    p.conn.deliver(delivery(QoS::AtMostOnce, "very/long/topic")).unwrap();
+    p.conn
+        .deliver(delivery(QoS::AtMostOnce, "very/long/topic"))
+        .unwrap();
+    p.conn
+        .deliver(delivery(QoS::AtMostOnce, "very/long/topic"))
+        .unwrap();
     let out = p.recv();
-    let [Packet::Publish(a), Packet::Publish(b)] = &out[..] else { panic!("{out:?}") };
-    assert_eq!((a.topic.as_str(), a.properties.topic_alias), ("very/long/topic", Some(1)));
+    let [Packet::Publish(a), Packet::Publish(b)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (a.topic.as_str(), a.properties.topic_alias),
+        ("very/long/topic", Some(1))
+    );
     assert_eq!((b.topic.as_str(), b.properties.topic_alias), ("", Some(1)));
 }
 
 #[test]
 fn a_slow_client_loses_the_oldest_qos0_messages_and_they_are_counted() {
-    let mut p = Pair::new(ConnectionConfig { qos0_queue_messages_max: 3, transmit_bytes_max: 1, ..Default::default() });
-    p.send(Packet::Connect(connect_packet(Version::V5, "c", 10, ConnectProperties::default())));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else { panic!() };
+    let mut p = Pair::new(ConnectionConfig {
+        qos0_queue_messages_max: 3,
+        transmit_bytes_max: 1,
+        ..Default::default()
+    });
+    p.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "c",
+        10,
+        ConnectProperties::default(),
+    )));
+    let Some(Event::Connect(c)) = p.conn.poll_event() else {
+        panic!()
+    };
     p.conn.accept(p.now, Accept::default(), &c);
     // The CONNACK fills the tiny transmit buffer until it is taken.
     for n in 0..10u8 {
@@ -328,7 +488,10 @@ fn a_slow_client_loses_the_oldest_qos0_messages_and_they_are_counted() {
         (!out.is_empty()).then_some(out)
     })
     .flatten()
-    .filter_map(|pk| match pk { Packet::Publish(pb) => Some(pb.payload[0]), _ => None })
+    .filter_map(|pk| match pk {
+        Packet::Publish(pb) => Some(pb.payload[0]),
+        _ => None,
+    })
     .collect();
     assert_eq!(payloads, [7, 8, 9], "the newest survive");
 }
@@ -342,7 +505,9 @@ fn expired_messages_are_dropped_and_the_rest_carry_their_remaining_interval() {
     live.expires_at = Some(p.now + Duration::from_secs(30));
     p.conn.deliver(gone).unwrap();
     p.conn.deliver(live).unwrap();
-    let [Packet::Publish(pb)] = &p.recv()[..] else { panic!() };
+    let [Packet::Publish(pb)] = &p.recv()[..] else {
+        panic!()
+    };
     assert_eq!(pb.properties.message_expiry_interval_s, Some(30));
     assert_eq!(p.conn.stats().expired_dropped, 1);
 }
@@ -350,21 +515,38 @@ fn expired_messages_are_dropped_and_the_rest_carry_their_remaining_interval() {
 #[test]
 fn enhanced_authentication_is_declined_cleanly() {
     let mut p = Pair::new(ConnectionConfig::default());
-    let props = ConnectProperties { authentication_method: Some("SCRAM-SHA-1".into()), ..Default::default() };
+    let props = ConnectProperties {
+        authentication_method: Some("SCRAM-SHA-1".into()),
+        ..Default::default()
+    };
     p.send(Packet::Connect(connect_packet(Version::V5, "c", 10, props)));
-    assert!(matches!(&p.recv()[..], [Packet::ConnAck(a)] if a.reason == ReasonCode::BAD_AUTHENTICATION_METHOD));
+    assert!(
+        matches!(&p.recv()[..], [Packet::ConnAck(a)] if a.reason == ReasonCode::BAD_AUTHENTICATION_METHOD)
+    );
     assert!(p.conn.is_closed());
 }
 
 #[test]
 fn an_oversized_packet_disconnects_with_0x95() {
-    let mut p = Pair::new(ConnectionConfig { packet_bytes_max: 64, ..Default::default() });
-    p.send(Packet::Connect(connect_packet(Version::V5, "c", 10, ConnectProperties::default())));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else { panic!() };
+    let mut p = Pair::new(ConnectionConfig {
+        packet_bytes_max: 64,
+        ..Default::default()
+    });
+    p.send(Packet::Connect(connect_packet(
+        Version::V5,
+        "c",
+        10,
+        ConnectProperties::default(),
+    )));
+    let Some(Event::Connect(c)) = p.conn.poll_event() else {
+        panic!()
+    };
     p.conn.accept(p.now, Accept::default(), &c);
     p.recv();
     p.send_raw(&[0x30, 0xff, 0xff, 0x03]);
-    assert!(matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PACKET_TOO_LARGE));
+    assert!(
+        matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PACKET_TOO_LARGE)
+    );
 }
 
 #[test]
@@ -375,9 +557,13 @@ fn subscribe_is_handed_to_the_broker_and_answered() {
         subscriptions: vec![Subscription::new("a/#", QoS::AtLeastOnce)],
         properties: Default::default(),
     }));
-    let [Event::Subscribe(s)] = &p.events()[..] else { panic!() };
+    let [Event::Subscribe(s)] = &p.events()[..] else {
+        panic!()
+    };
     p.conn.suback(s.packet_id, vec![ReasonCode::GRANTED_QOS_1]);
-    assert!(matches!(&p.recv()[..], [Packet::SubAck(a)] if a.reasons == [ReasonCode::GRANTED_QOS_1]));
+    assert!(
+        matches!(&p.recv()[..], [Packet::SubAck(a)] if a.reasons == [ReasonCode::GRANTED_QOS_1])
+    );
 }
 
 proptest! {

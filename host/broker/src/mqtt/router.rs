@@ -1,0 +1,557 @@
+//! The live side of MQTT: which client sessions exist, what they subscribe
+//! to, which messages are retained, and handing each published message to
+//! every matching subscriber. Streams (the durable side) are the node's; a
+//! publish goes to both, whichever protocol it came in by.
+//!
+//! One mutex guards the whole router. Its critical sections are short (a
+//! trie walk and a few channel sends that never wait), and one lock keeps
+//! session takeover, subscription changes and routing trivially consistent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_core::{FilterTrie, Message, TopicFilter, TopicName};
+use sluice_mqtt::{Delivery, PublishProperties, QoS, RetainHandling, SessionState, Subscription};
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages waiting for a session whose client is offline, at most.
+pub const OFFLINE_QUEUE_MESSAGES_MAX: usize = 10_000;
+
+/// Commands a connection task receives from the rest of the broker.
+// `Deliver` is the hot path and the others are rare: boxing it would cost an
+// allocation per message per subscriber to save bytes on a bounded channel.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ToConnection {
+    Deliver(Delivery),
+    /// Another connection took this client id: send DISCONNECT 0x8E, hand the
+    /// session state over, stop.
+    TakeOver(oneshot::Sender<SessionState>),
+    /// The node is stopping.
+    Shutdown,
+}
+
+/// A subscription as the router keeps it.
+#[derive(Debug, Clone)]
+pub struct SubOptions {
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub subscription_id: Option<u32>,
+    /// `Some(group)` for `$share/{group}/{filter}`.
+    pub share_group: Option<String>,
+}
+
+/// Identifies one client's entry for one filter in the trie, so a client can
+/// hold the same filter both shared and unshared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SubKey {
+    client: String,
+    share_group: Option<String>,
+}
+
+struct Session {
+    /// The connected client's mailbox; `None` while offline.
+    mailbox: Option<mpsc::Sender<ToConnection>>,
+    /// A number per connection, so a late "closed" from a replaced connection is ignored.
+    connection: u64,
+    subscriptions: BTreeMap<String, (TopicFilter, SubOptions)>,
+    /// 0 = the session ends with its connection.
+    expiry_s: u32,
+    /// While offline: the state the last connection left and what arrived since.
+    offline: Option<SessionState>,
+    offline_since: Option<Instant>,
+}
+
+/// A retained message: the last one published with RETAIN on its topic.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    pub message: Message,
+    pub qos: QoS,
+}
+
+/// Router-wide counters for `$SYS` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    pub messages_routed: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<String, Session>,
+    trie: FilterTrie<SubKey, SubOptions>,
+    retained: BTreeMap<String, Retained>,
+    /// Round-robin position per shared group.
+    share_cursor: HashMap<(String, String), usize>,
+    next_connection: u64,
+}
+
+pub struct Router {
+    state: Mutex<State>,
+    pub stats: RouterStats,
+}
+
+/// What `connect` found for a client id.
+pub struct Attached {
+    pub connection: u64,
+    pub session_present: bool,
+    pub session: SessionState,
+    /// A connection that held the id before and must hand its state over.
+    pub previous: Option<mpsc::Sender<ToConnection>>,
+}
+
+/// The outcome of routing one message.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Routed {
+    pub subscribers: usize,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            stats: RouterStats::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("router lock")
+    }
+
+    /// Registers a connection for `client_id`. With `clean_start`, any
+    /// previous session is discarded; otherwise its state is resumed.
+    pub fn connect(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        expiry_s: u32,
+        mailbox: mpsc::Sender<ToConnection>,
+    ) -> Attached {
+        let mut st = self.lock();
+        st.next_connection += 1;
+        let connection = st.next_connection;
+        let previous = st
+            .sessions
+            .get_mut(client_id)
+            .and_then(|s| s.mailbox.take());
+        if clean_start {
+            remove_session(&mut st, client_id);
+        }
+        let present = st.sessions.contains_key(client_id);
+        let session = st
+            .sessions
+            .entry(client_id.to_owned())
+            .or_insert_with(|| Session {
+                mailbox: None,
+                connection,
+                subscriptions: BTreeMap::new(),
+                expiry_s,
+                offline: None,
+                offline_since: None,
+            });
+        session.mailbox = Some(mailbox);
+        session.connection = connection;
+        session.expiry_s = expiry_s;
+        session.offline_since = None;
+        let state = session.offline.take().unwrap_or_default();
+        Attached {
+            connection,
+            session_present: present && !clean_start,
+            session: state,
+            previous,
+        }
+    }
+
+    /// Merges the state a replaced connection handed over into the resumed
+    /// session: its in-flight and queued messages come first, in order.
+    pub fn merge_handed_over(handed: SessionState, into: &mut SessionState) {
+        let mut merged = handed;
+        merged.pending.extend(into.pending.drain(..));
+        for (k, v) in std::mem::take(&mut into.inflight) {
+            merged.inflight.entry(k).or_insert(v);
+        }
+        merged
+            .incoming_qos2
+            .extend(into.incoming_qos2.iter().copied());
+        *into = merged;
+    }
+
+    /// The connection ended. A persistent session stays with its state and
+    /// subscriptions and keeps receiving (QoS 1/2) while offline.
+    pub fn disconnected(
+        &self,
+        client_id: &str,
+        connection: u64,
+        state: SessionState,
+        expiry_s: u32,
+    ) {
+        let mut st = self.lock();
+        let Some(s) = st.sessions.get_mut(client_id) else {
+            return;
+        };
+        if s.connection != connection {
+            return; // replaced by a newer connection, which owns the session now
+        }
+        if expiry_s == 0 {
+            remove_session(&mut st, client_id);
+            return;
+        }
+        s.mailbox = None;
+        s.expiry_s = expiry_s;
+        s.offline = Some(state);
+        s.offline_since = Some(Instant::now());
+    }
+
+    /// Drops persistent sessions whose expiry passed while offline.
+    pub fn expire_sessions(&self, now: Instant) -> usize {
+        let mut st = self.lock();
+        let expired: Vec<String> = st
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.offline_since.is_some_and(|t| {
+                    now.duration_since(t) >= Duration::from_secs(u64::from(s.expiry_s))
+                })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for c in &expired {
+            remove_session(&mut st, c);
+        }
+        expired.len()
+    }
+
+    /// Whether a client with this id is connected right now.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.lock()
+            .sessions
+            .get(client_id)
+            .is_some_and(|s| s.mailbox.is_some())
+    }
+
+    pub fn connected_clients(&self) -> usize {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.mailbox.is_some())
+            .count()
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Adds (or replaces) a subscription; returns whether it is new.
+    pub fn subscribe(&self, client_id: &str, filter: TopicFilter, options: SubOptions) -> bool {
+        let mut st = self.lock();
+        let key = SubKey {
+            client: client_id.to_owned(),
+            share_group: options.share_group.clone(),
+        };
+        let sub_name = subscription_name(&filter, options.share_group.as_deref());
+        let new = st.trie.insert(&filter, key, options.clone()).is_none();
+        if let Some(s) = st.sessions.get_mut(client_id) {
+            s.subscriptions.insert(sub_name, (filter, options));
+        }
+        new
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub fn unsubscribe(
+        &self,
+        client_id: &str,
+        filter: &TopicFilter,
+        share_group: Option<&str>,
+    ) -> bool {
+        let mut st = self.lock();
+        let key = SubKey {
+            client: client_id.to_owned(),
+            share_group: share_group.map(str::to_owned),
+        };
+        let existed = st.trie.remove(filter, &key).is_some();
+        if let Some(s) = st.sessions.get_mut(client_id) {
+            s.subscriptions
+                .remove(&subscription_name(filter, share_group));
+        }
+        existed
+    }
+
+    /// Stores or clears (empty payload) the retained message of its topic.
+    pub fn retain(&self, message: &Message, qos: QoS) {
+        let mut st = self.lock();
+        if message.payload.is_empty() {
+            st.retained.remove(message.topic.as_str());
+        } else {
+            st.retained.insert(
+                message.topic.as_str().to_owned(),
+                Retained {
+                    message: message.clone(),
+                    qos,
+                },
+            );
+        }
+    }
+
+    pub fn load_retained(&self, retained: Vec<Retained>) {
+        let mut st = self.lock();
+        for r in retained {
+            st.retained.insert(r.message.topic.as_str().to_owned(), r);
+        }
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.lock().retained.len()
+    }
+
+    /// Retained messages for a new subscription, shaped for the subscriber.
+    pub fn retained_for(
+        &self,
+        filter: &TopicFilter,
+        sub: &Subscription,
+        is_new: bool,
+        sub_id: Option<u32>,
+        now: Instant,
+    ) -> Vec<Delivery> {
+        let send = match sub.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendAtSubscribeIfNew => is_new,
+            RetainHandling::DoNotSend => false,
+        };
+        if !send {
+            return Vec::new();
+        }
+        let st = self.lock();
+        st.retained
+            .values()
+            .filter(|r| filter.matches(&r.message.topic))
+            .filter_map(|r| {
+                let options = SubOptions {
+                    qos: sub.qos,
+                    no_local: false,
+                    retain_as_published: true,
+                    subscription_id: sub_id,
+                    share_group: None,
+                };
+                // Retained messages keep RETAIN set when sent for a new subscription (MQTT-3.3.1-8).
+                shape(
+                    &r.message,
+                    r.qos,
+                    true,
+                    &options,
+                    sub_id.into_iter().collect(),
+                    now,
+                )
+            })
+            .collect()
+    }
+
+    /// Hands `message` to every matching subscription: one copy per client at
+    /// the highest matching QoS with all matching subscription ids (v5
+    /// §3.3.4), and to one member per shared group.
+    pub fn route(
+        &self,
+        message: &Message,
+        qos: QoS,
+        retain: bool,
+        publisher: Option<&str>,
+    ) -> Routed {
+        let now = Instant::now();
+        self.stats.messages_routed.fetch_add(1, Relaxed);
+        let mut st = self.lock();
+        // client → (max qos, retain_as_published, subscription ids)
+        let mut direct: HashMap<String, SubOptions> = HashMap::new();
+        let mut ids: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut shared: BTreeMap<String, Vec<(String, SubOptions)>> = BTreeMap::new();
+        st.trie
+            .for_each_match(&message.topic, |key, opts| match &opts.share_group {
+                Some(g) => shared
+                    .entry(g.clone())
+                    .or_default()
+                    .push((key.client.clone(), opts.clone())),
+                None => {
+                    if opts.no_local && publisher == Some(key.client.as_str()) {
+                        return;
+                    }
+                    if let Some(id) = opts.subscription_id {
+                        ids.entry(key.client.clone()).or_default().push(id);
+                    }
+                    direct
+                        .entry(key.client.clone())
+                        .and_modify(|o| {
+                            o.qos = o.qos.max(opts.qos);
+                            o.retain_as_published |= opts.retain_as_published;
+                        })
+                        .or_insert_with(|| opts.clone());
+                }
+            });
+        let mut targets: Vec<(String, SubOptions, Vec<u32>)> = direct
+            .into_iter()
+            .map(|(c, o)| {
+                let i = ids.remove(&c).unwrap_or_default();
+                (c, o, i)
+            })
+            .collect();
+        for (group, mut members) in shared {
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            // Prefer connected members, so a shared message does not wait for an offline one.
+            let online: Vec<usize> = (0..members.len())
+                .filter(|i| {
+                    st.sessions
+                        .get(&members[*i].0)
+                        .is_some_and(|s| s.mailbox.is_some())
+                })
+                .collect();
+            let pool: Vec<usize> = if online.is_empty() {
+                (0..members.len()).collect()
+            } else {
+                online
+            };
+            let cursor = st
+                .share_cursor
+                .entry((group, message.topic.as_str().to_owned()))
+                .or_insert(0);
+            let pick = pool[*cursor % pool.len()];
+            *cursor = cursor.wrapping_add(1);
+            let (client, opts) = members.swap_remove(pick);
+            let ids = opts.subscription_id.into_iter().collect();
+            targets.push((client, opts, ids));
+        }
+        let subscribers = targets.len();
+        for (client, opts, ids) in targets {
+            let Some(delivery) = shape(message, qos, retain, &opts, ids, now) else {
+                continue;
+            };
+            let Some(session) = st.sessions.get_mut(&client) else {
+                continue;
+            };
+            self.stats.deliveries.fetch_add(1, Relaxed);
+            if let Some(tx) = &session.mailbox {
+                if tx.try_send(ToConnection::Deliver(delivery)).is_err() {
+                    self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                }
+                continue;
+            }
+            match &mut session.offline {
+                Some(state) if delivery.qos != QoS::AtMostOnce => {
+                    if state.pending.len() >= OFFLINE_QUEUE_MESSAGES_MAX {
+                        state.pending.pop_front();
+                        self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                    }
+                    state.pending.push_back(delivery);
+                }
+                _ => {}
+            }
+        }
+        Routed { subscribers }
+    }
+
+    /// Asks every connected client to stop (node shutdown).
+    pub fn shutdown_all(&self) {
+        let st = self.lock();
+        for s in st.sessions.values() {
+            if let Some(tx) = &s.mailbox {
+                let _ = tx.try_send(ToConnection::Shutdown);
+            }
+        }
+    }
+}
+
+fn subscription_name(filter: &TopicFilter, share: Option<&str>) -> String {
+    match share {
+        Some(g) => format!("$share/{g}/{filter}"),
+        None => filter.to_string(),
+    }
+}
+
+fn remove_session(st: &mut State, client_id: &str) {
+    if let Some(s) = st.sessions.remove(client_id) {
+        for (filter, opts) in s.subscriptions.values() {
+            let key = SubKey {
+                client: client_id.to_owned(),
+                share_group: opts.share_group.clone(),
+            };
+            st.trie.remove(filter, &key);
+        }
+    }
+}
+
+/// A message as one subscriber receives it, or `None` if it already expired.
+pub fn shape(
+    message: &Message,
+    qos: QoS,
+    retain: bool,
+    opts: &SubOptions,
+    subscription_ids: Vec<u32>,
+    now: Instant,
+) -> Option<Delivery> {
+    let age = (crate::stream::now_ms() - message.timestamp_ms).max(0) as u64;
+    let expires_at = match message.mqtt.expiry_s {
+        Some(e) => {
+            let left = (u64::from(e) * 1000).checked_sub(age)?;
+            Some(now + Duration::from_millis(left))
+        }
+        None => None,
+    };
+    Some(Delivery {
+        topic: message.topic.as_str().to_owned(),
+        payload: message.payload.clone(),
+        qos: qos.min(opts.qos),
+        retain: retain && opts.retain_as_published,
+        properties: PublishProperties {
+            payload_format_indicator: message.mqtt.payload_utf8.then_some(true),
+            message_expiry_interval_s: None,
+            topic_alias: None,
+            response_topic: message.mqtt.response_topic.clone(),
+            correlation_data: message.mqtt.correlation_data.clone(),
+            user_properties: message.headers.clone(),
+            subscription_identifiers: subscription_ids,
+            content_type: message.content_type.clone(),
+        },
+        expires_at,
+    })
+}
+
+/// Builds the broker's message from an MQTT publish.
+pub fn message_from_publish(
+    topic: TopicName,
+    payload: Bytes,
+    properties: PublishProperties,
+    timestamp_ms: i64,
+) -> Message {
+    let key = properties
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == "sluice-key")
+        .map(|(_, v)| Bytes::from(v.clone().into_bytes()));
+    let msg_id = properties
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == "sluice-msg-id")
+        .map(|(_, v)| v.clone());
+    Message {
+        topic,
+        key,
+        headers: properties.user_properties,
+        content_type: properties.content_type,
+        msg_id,
+        payload,
+        timestamp_ms,
+        mqtt: sluice_core::MqttProperties {
+            payload_utf8: properties.payload_format_indicator.unwrap_or(false),
+            expiry_s: properties.message_expiry_interval_s,
+            response_topic: properties.response_topic,
+            correlation_data: properties.correlation_data,
+        },
+    }
+}

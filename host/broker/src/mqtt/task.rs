@@ -1,0 +1,493 @@
+//! The tokio shell around one MQTT connection. It only moves bytes and
+//! events: socket reads go into [`Connection::handle_input`], the router's
+//! deliveries into [`Connection::deliver`], deadlines into
+//! [`Connection::handle_timeout`]; what comes out of `poll_transmit` is
+//! written to the socket and what comes out of `poll_event` is acted on here
+//! (authenticate, route, subscribe). Partial reads stay in `rbuf`, owned by
+//! the task, never in a local across an `.await`.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use sluice_core::{TenantId, TopicFilter};
+use sluice_mqtt::{
+    Accept, CloseReason, Connect, Connection, ConnectionConfig, Event, InboundPublish, PacketId,
+    QoS, ReasonCode, Subscribe, Unsubscribe, Version, Will,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::listener::ListenerStats;
+use super::router::{SubOptions, ToConnection, message_from_publish};
+use crate::node::{Node, NodeError};
+use crate::options::MqttOptions;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a takeover waits for the old connection to hand its session over.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+type AckFuture = Pin<Box<dyn Future<Output = ReasonCode> + Send>>;
+
+/// What woke the task (lives for one turn of the loop, so its size is moot).
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    Read(std::io::Result<usize>),
+    Ack(ReasonCode),
+    Command(Option<ToConnection>),
+    Timeout,
+}
+
+/// Who the client is, once CONNECT is accepted.
+struct Identity {
+    client_id: String,
+    connection: u64,
+    will: Option<Will>,
+}
+
+pub struct Task<S> {
+    node: Arc<Node>,
+    tenant: TenantId,
+    stats: Arc<ListenerStats>,
+    socket: S,
+    conn: Connection,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    mailbox_tx: mpsc::Sender<ToConnection>,
+    mailbox: mpsc::Receiver<ToConnection>,
+    /// QoS 1/2 publishes waiting for durability, in arrival order: their
+    /// acknowledgements must leave in the same order (MQTT-4.6.0-2).
+    acks: VecDeque<(PacketId, QoS, AckFuture)>,
+    identity: Option<Identity>,
+    /// Set when another connection took the session: it owns it now.
+    taken_over: bool,
+}
+
+pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
+    ConnectionConfig {
+        packet_bytes_max: o.packet_bytes_max,
+        receive_maximum: o.receive_maximum,
+        topic_alias_maximum: o.topic_alias_maximum,
+        keep_alive_s_max: o.keep_alive_s_max,
+        session_expiry_s_max: o.session_expiry_s_max,
+        pending_messages_max: o.session_queue_messages_max,
+        ..ConnectionConfig::default()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
+    pub fn new(node: Arc<Node>, stats: Arc<ListenerStats>, socket: S) -> Self {
+        let options = node.options.mqtt.clone();
+        let (mailbox_tx, mailbox) = mpsc::channel(options.session_queue_messages_max.max(16));
+        Task {
+            conn: Connection::new(connection_config(&options), Instant::now()),
+            node,
+            tenant: TenantId::default_tenant(),
+            stats,
+            socket,
+            rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            wbuf: BytesMut::new(),
+            mailbox_tx,
+            mailbox,
+            acks: VecDeque::new(),
+            identity: None,
+            taken_over: false,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            self.handle_events().await;
+            if self.flush().await.is_err() {
+                self.conn.handle_transport_closed();
+                self.handle_events().await;
+            }
+            if self.conn.is_closed() {
+                break;
+            }
+            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
+            let wake = {
+                let Task {
+                    acks,
+                    socket,
+                    rbuf,
+                    mailbox,
+                    ..
+                } = &mut self;
+                let ack_ready = async {
+                    match acks.front_mut() {
+                        Some((_, _, f)) => f.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = socket.read_buf(rbuf) => Wake::Read(r),
+                    reason = ack_ready => Wake::Ack(reason),
+                    cmd = mailbox.recv() => Wake::Command(cmd),
+                    _ = sleep_until(deadline) => Wake::Timeout,
+                }
+            };
+            match wake {
+                Wake::Read(Ok(0) | Err(_)) => self.conn.handle_transport_closed(),
+                Wake::Read(Ok(n)) => {
+                    self.stats.bytes_in.fetch_add(n as u64, Relaxed);
+                    self.conn.handle_input(Instant::now(), &mut self.rbuf);
+                }
+                Wake::Ack(reason) => {
+                    let (id, qos, _) = self.acks.pop_front().expect("an ack was ready");
+                    self.conn.publish_done(id, qos, reason);
+                }
+                // The task holds a sender itself, so the mailbox never closes.
+                Wake::Command(cmd) => self.command(cmd.expect("mailbox open")),
+                Wake::Timeout => self.conn.handle_timeout(Instant::now()),
+            }
+        }
+        let _ = self.flush().await;
+        let _ = self.socket.shutdown().await;
+    }
+
+    fn command(&mut self, cmd: ToConnection) {
+        match cmd {
+            ToConnection::Deliver(d) => {
+                if self.conn.deliver(d).is_err() {
+                    self.node
+                        .router
+                        .stats
+                        .dropped_queue_full
+                        .fetch_add(1, Relaxed);
+                }
+            }
+            ToConnection::TakeOver(reply) => {
+                self.conn.disconnect(ReasonCode::SESSION_TAKEN_OVER);
+                self.taken_over = true;
+                let _ = reply.send(self.conn.take_session());
+            }
+            ToConnection::Shutdown => self.conn.disconnect(ReasonCode::SERVER_SHUTTING_DOWN),
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        while self.conn.poll_transmit(Instant::now(), &mut self.wbuf) {
+            self.socket.write_all(&self.wbuf).await?;
+            self.stats
+                .bytes_out
+                .fetch_add(self.wbuf.len() as u64, Relaxed);
+            self.wbuf.clear();
+        }
+        self.socket.flush().await
+    }
+
+    async fn handle_events(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Connect(c) => self.on_connect(*c).await,
+                Event::Publish(p) => self.on_publish(p).await,
+                Event::Subscribe(s) => self.on_subscribe(s),
+                Event::Unsubscribe(u) => self.on_unsubscribe(u),
+                Event::Delivered { .. } | Event::SessionExpiry { .. } => {}
+                Event::Closed(reason) => self.on_closed(reason),
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, c: Connect) {
+        let assigned = c
+            .client_id
+            .is_empty()
+            .then(|| format!("sluice-{:016x}", rand::random::<u64>()));
+        let client_id = assigned.clone().unwrap_or_else(|| c.client_id.clone());
+        // The auth seam: every client belongs to the default tenant until
+        // users and tenants are configured (issue 3's users file builds here).
+        let expiry_s = match c.version {
+            Version::V5 => c
+                .properties
+                .session_expiry_interval_s
+                .unwrap_or(0)
+                .min(self.node.options.mqtt.session_expiry_s_max),
+            Version::V3_1_1 if c.clean_start => 0,
+            Version::V3_1_1 => self.node.options.mqtt.session_expiry_s_max,
+        };
+        let mut attached =
+            self.node
+                .router
+                .connect(&client_id, c.clean_start, expiry_s, self.mailbox_tx.clone());
+        if let Some(previous) = attached.previous.take() {
+            let (tx, rx) = oneshot::channel();
+            if previous.send(ToConnection::TakeOver(tx)).await.is_ok()
+                && let Ok(Ok(handed)) = tokio::time::timeout(TAKEOVER_WAIT, rx).await
+                && !c.clean_start
+            {
+                super::Router::merge_handed_over(handed, &mut attached.session);
+                attached.session_present = true;
+            }
+        }
+        self.stats.connections_accepted.fetch_add(1, Relaxed);
+        self.identity = Some(Identity {
+            client_id,
+            connection: attached.connection,
+            will: c.will.clone(),
+        });
+        self.conn.accept(
+            Instant::now(),
+            Accept {
+                session_present: attached.session_present,
+                assigned_client_id: assigned,
+                session: attached.session,
+            },
+            &c,
+        );
+        // Packets the client sent right after CONNECT were held back until now.
+        self.conn.handle_input(Instant::now(), &mut self.rbuf);
+    }
+
+    async fn on_publish(&mut self, p: InboundPublish) {
+        self.stats.publishes_in.fetch_add(1, Relaxed);
+        let Some(topic) = super::topic(&p.topic) else {
+            return self.conn.disconnect(ReasonCode::TOPIC_NAME_INVALID);
+        };
+        if topic.is_system() {
+            // `$`-topics are the broker's own; clients may not publish there.
+            if let Some(id) = p.packet_id {
+                self.conn
+                    .publish_done(id, p.qos, ReasonCode::NOT_AUTHORIZED);
+            }
+            return;
+        }
+        let publisher = self.identity.as_ref().map(|i| i.client_id.clone());
+        let message = message_from_publish(topic, p.payload, p.properties, crate::stream::now_ms());
+        let pending = match self.node.begin_publish(&self.tenant, &message) {
+            Ok(pending) => pending,
+            Err(NodeError::Backpressure { .. }) => {
+                if let Some(id) = p.packet_id {
+                    self.conn
+                        .publish_done(id, p.qos, ReasonCode::QUOTA_EXCEEDED);
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mqtt publish could not be captured");
+                if let Some(id) = p.packet_id {
+                    self.conn
+                        .publish_done(id, p.qos, ReasonCode::UNSPECIFIED_ERROR);
+                }
+                return;
+            }
+        };
+        let retain_write = if p.retain {
+            let node = self.node.clone();
+            let (tenant, msg, qos) = (self.tenant.clone(), message.clone(), p.qos);
+            Some(async move { node.retain(&tenant, &msg, qos).await })
+        } else {
+            None
+        };
+        let routed = self
+            .node
+            .router
+            .route(&message, p.qos, p.retain, publisher.as_deref());
+        let captured = !pending.is_empty();
+        let Some(id) = p.packet_id else {
+            // QoS 0: nothing to acknowledge; the appends and the retained write go on without us.
+            if let Some(w) = retain_write {
+                tokio::spawn(w);
+            }
+            return;
+        };
+        let ack: AckFuture = Box::pin(async move {
+            if let Some(w) = retain_write
+                && w.await.is_err()
+            {
+                return ReasonCode::UNSPECIFIED_ERROR;
+            }
+            match pending.wait().await {
+                Ok(_) if routed.subscribers == 0 && !captured => {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                }
+                Ok(_) => ReasonCode::SUCCESS,
+                Err(NodeError::Backpressure { .. }) => ReasonCode::QUOTA_EXCEEDED,
+                Err(_) => ReasonCode::UNSPECIFIED_ERROR,
+            }
+        });
+        self.acks.push_back((id, p.qos, ack));
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let client_id = identity.client_id.clone();
+        let sub_id = s.properties.subscription_identifier;
+        let mut reasons = Vec::with_capacity(s.subscriptions.len());
+        let mut retained = Vec::new();
+        let now = Instant::now();
+        for sub in &s.subscriptions {
+            let (share_group, filter_text) = match parse_shared(&sub.filter) {
+                Ok(parts) => parts,
+                Err(()) => {
+                    reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                    continue;
+                }
+            };
+            let Ok(filter) = TopicFilter::new(filter_text) else {
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            };
+            if share_group.is_some() && sub.no_local {
+                // MQTT-3.8.3-4: no-local on a shared subscription is a protocol error.
+                return self.conn.disconnect(ReasonCode::PROTOCOL_ERROR);
+            }
+            let options = SubOptions {
+                qos: sub.qos,
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                subscription_id: sub_id,
+                share_group: share_group.map(str::to_owned),
+            };
+            let is_new = self
+                .node
+                .router
+                .subscribe(&client_id, filter.clone(), options);
+            if share_group.is_none() {
+                retained.extend(
+                    self.node
+                        .router
+                        .retained_for(&filter, sub, is_new, sub_id, now),
+                );
+            }
+            reasons.push(match sub.qos {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                QoS::AtLeastOnce => ReasonCode::GRANTED_QOS_1,
+                QoS::ExactlyOnce => ReasonCode::GRANTED_QOS_2,
+            });
+        }
+        self.conn.suback(s.packet_id, reasons);
+        for d in retained {
+            let _ = self.conn.deliver(d);
+        }
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let reasons = u
+            .filters
+            .iter()
+            .map(|f| {
+                match parse_shared(f)
+                    .ok()
+                    .and_then(|(g, f)| TopicFilter::new(f).ok().map(|f| (g, f)))
+                {
+                    Some((group, filter))
+                        if self
+                            .node
+                            .router
+                            .unsubscribe(&identity.client_id, &filter, group) =>
+                    {
+                        ReasonCode::SUCCESS
+                    }
+                    Some(_) => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+                    None => ReasonCode::TOPIC_FILTER_INVALID,
+                }
+            })
+            .collect();
+        self.conn.unsuback(u.packet_id, reasons);
+    }
+
+    fn on_closed(&mut self, reason: CloseReason) {
+        tracing::debug!(?reason, "mqtt connection closed");
+        let Some(identity) = self.identity.take() else {
+            return;
+        };
+        if !self.taken_over {
+            let state = self.conn.take_session();
+            self.node.router.disconnected(
+                &identity.client_id,
+                identity.connection,
+                state,
+                self.conn.session_expiry_s(),
+            );
+        }
+        if reason.publishes_will()
+            && let Some(will) = identity.will
+        {
+            tokio::spawn(publish_will(
+                self.node.clone(),
+                self.tenant.clone(),
+                identity.client_id,
+                will,
+            ));
+        }
+    }
+}
+
+/// Publishes a will after its delay, unless the client came back meanwhile
+/// (MQTT 5 §3.1.3.2.2).
+async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will: Will) {
+    let delay = will.properties.will_delay_interval_s.unwrap_or(0);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        if node.router.is_connected(&client_id) {
+            return;
+        }
+    }
+    let Some(topic) = super::topic(&will.topic) else {
+        return;
+    };
+    let props = sluice_mqtt::PublishProperties {
+        payload_format_indicator: will.properties.payload_format_indicator,
+        message_expiry_interval_s: will.properties.message_expiry_interval_s,
+        topic_alias: None,
+        response_topic: will.properties.response_topic.clone(),
+        correlation_data: will.properties.correlation_data.clone(),
+        user_properties: will.properties.user_properties.clone(),
+        subscription_identifiers: Vec::new(),
+        content_type: will.properties.content_type.clone(),
+    };
+    let message = message_from_publish(topic, will.payload, props, crate::stream::now_ms());
+    if will.retain && node.retain(&tenant, &message, will.qos).await.is_err() {
+        tracing::error!(client_id, "could not store a retained will");
+    }
+    let pending = node.begin_publish(&tenant, &message);
+    node.router.route(&message, will.qos, will.retain, None);
+    if let Ok(p) = pending {
+        let _ = p.wait().await;
+    }
+}
+
+/// Splits `$share/{group}/{filter}` into its group and filter.
+fn parse_shared(filter: &str) -> Result<(Option<&str>, &str), ()> {
+    let Some(rest) = filter.strip_prefix("$share/") else {
+        return Ok((None, filter));
+    };
+    let (group, f) = rest.split_once('/').ok_or(())?;
+    if group.is_empty() || group.contains(['+', '#']) || f.is_empty() {
+        return Err(());
+    }
+    Ok((Some(group), f))
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shared;
+
+    #[test]
+    fn shared_filters_split_into_group_and_filter() {
+        assert_eq!(parse_shared("a/b"), Ok((None, "a/b")));
+        assert_eq!(parse_shared("$share/g1/a/+"), Ok((Some("g1"), "a/+")));
+        assert_eq!(parse_shared("$share/g1"), Err(()));
+        assert_eq!(parse_shared("$share//a"), Err(()));
+        assert_eq!(parse_shared("$share/g+/a"), Err(()));
+    }
+}

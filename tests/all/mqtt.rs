@@ -1,0 +1,437 @@
+//! MQTT end to end: real clients (Mosquitto's command-line tools and a Rust
+//! client) against the real binary, for both protocol versions.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_mqtt::{
+    ConnectProperties, Packet, PublishProperties, QoS, ReasonCode, SubscribeProperties,
+    Subscription, Version,
+};
+
+use crate::mqtt_client::{Client, connect_packet, will};
+use crate::support::{TestNode, payload};
+
+/// Runs a Mosquitto command-line client; these tests need Debian's
+/// `mosquitto-clients`, which `.ci/run` installs.
+fn mosquitto(tool: &str, args: &[&str]) -> std::process::Child {
+    Command::new(tool)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} is needed for the MQTT interop tests (apt-get install mosquitto-clients): {e}"))
+}
+
+fn output(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn mosquitto_clients_at_every_qos_and_both_versions() {
+    let node = TestNode::start();
+    node.create_stream("s", json!({"subjects": ["s/#"]}));
+    let port = node.mqtt.port().to_string();
+    for version in ["mqttv311", "mqttv5"] {
+        for qos in ["0", "1", "2"] {
+            let topic = format!("s/{version}/q{qos}");
+            let sub = mosquitto(
+                "mosquitto_sub",
+                &[
+                    "-p", &port, "-V", version, "-q", qos, "-t", &topic, "-C", "3", "-W", "10",
+                    "-v",
+                ],
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            for i in 0..3 {
+                let p = output(mosquitto(
+                    "mosquitto_pub",
+                    &[
+                        "-p",
+                        &port,
+                        "-V",
+                        version,
+                        "-q",
+                        qos,
+                        "-t",
+                        &topic,
+                        "-m",
+                        &format!("m{i}"),
+                    ],
+                ));
+                assert!(p.is_empty());
+            }
+            let got = output(sub);
+            assert_eq!(
+                got,
+                format!("{topic} m0\n{topic} m1\n{topic} m2\n"),
+                "{version} QoS {qos}"
+            );
+        }
+    }
+    // Everything published over MQTT was captured by the stream, in order.
+    let stored: Vec<String> = node
+        .read_all("s", 0, 0)
+        .iter()
+        .map(|m| String::from_utf8(payload(m)).unwrap())
+        .collect();
+    assert_eq!(stored.len(), 18);
+}
+
+#[test]
+fn http_and_mqtt_share_one_router() {
+    let node = TestNode::start();
+    node.create_stream("s", json!({"subjects": ["sensors/#"]}));
+    let mut sub = Client::simple(node.mqtt, Version::V5, "watcher");
+    sub.subscribe("sensors/#", QoS::AtLeastOnce);
+    node.publish(
+        "sensors/http",
+        b"from http",
+        &[
+            ("sluice-header-origin", "curl"),
+            ("content-type", "text/plain"),
+        ],
+    );
+    let p = sub.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("sensors/http", &b"from http"[..])
+    );
+    assert_eq!(
+        p.qos,
+        QoS::AtLeastOnce,
+        "HTTP publishes are delivered at QoS 1"
+    );
+    assert_eq!(p.properties.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        p.properties.user_properties,
+        vec![("origin".to_string(), "curl".to_string())]
+    );
+
+    let mut publ = Client::simple(node.mqtt, Version::V5, "producer");
+    let props = PublishProperties {
+        user_properties: vec![("sluice-key".into(), "dev-7".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        publ.publish_with("sensors/mqtt", b"from mqtt", QoS::AtLeastOnce, false, props),
+        ReasonCode::SUCCESS
+    );
+    let stored = node.read_all("s", 0, 0);
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1]["topic"], "sensors/mqtt");
+    assert_eq!(
+        stored[1]["key"], "dev-7",
+        "a `sluice-key` user property becomes the message key"
+    );
+    let p = sub.expect_publish();
+    assert_eq!(&p.payload[..], b"from mqtt");
+}
+
+#[test]
+fn retained_messages_are_kept_cleared_and_survive_a_restart() {
+    let mut node = TestNode::start();
+    let mut c = Client::simple(node.mqtt, Version::V5, "pub");
+    assert_eq!(
+        c.publish_with("r/a", b"one", QoS::AtLeastOnce, true, Default::default()),
+        ReasonCode::NO_MATCHING_SUBSCRIBERS
+    );
+    c.publish_with("r/b", b"two", QoS::AtLeastOnce, true, Default::default());
+    node.restart();
+    let port = node.mqtt.port().to_string();
+    let got = output(mosquitto(
+        "mosquitto_sub",
+        &["-p", &port, "-t", "r/#", "-C", "2", "-W", "5", "-v"],
+    ));
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["r/a one", "r/b two"]);
+    // An empty retained payload clears it.
+    output(mosquitto(
+        "mosquitto_pub",
+        &["-p", &port, "-t", "r/a", "-r", "-n", "-q", "1"],
+    ));
+    let mut s = Client::simple(node.mqtt, Version::V5, "late");
+    s.send(&Packet::Subscribe(sluice_mqtt::Subscribe {
+        packet_id: sluice_mqtt::PacketId::new(1).unwrap(),
+        subscriptions: vec![Subscription::new("r/#", QoS::AtLeastOnce)],
+        properties: Default::default(),
+    }));
+    assert!(matches!(s.recv(), Some(Packet::SubAck(_))));
+    let p = s.expect_publish();
+    assert_eq!((p.topic.as_str(), p.retain), ("r/b", true));
+    s.expect_silence(Duration::from_millis(300));
+}
+
+#[test]
+fn the_will_is_published_on_abnormal_disconnect_only() {
+    let node = TestNode::start();
+    let mut watcher = Client::simple(node.mqtt, Version::V5, "watcher");
+    watcher.subscribe("wills/#", QoS::AtLeastOnce);
+
+    let mut connect = connect_packet(Version::V5, "dies");
+    connect.will = Some(will("wills/dies", b"gone"));
+    let (c, _) = Client::connect(node.mqtt, connect);
+    drop(c); // socket closed without DISCONNECT
+    let p = watcher.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("wills/dies", &b"gone"[..])
+    );
+
+    let mut connect = connect_packet(Version::V3_1_1, "leaves");
+    connect.will = Some(will("wills/leaves", b"should not appear"));
+    let (mut c, _) = Client::connect(node.mqtt, connect);
+    c.send(&Packet::Disconnect(Default::default()));
+    drop(c);
+    watcher.expect_silence(Duration::from_millis(500));
+}
+
+#[test]
+fn keep_alive_timeout_closes_the_connection_and_publishes_the_will() {
+    let node = TestNode::start();
+    let mut watcher = Client::simple(node.mqtt, Version::V5, "watcher");
+    watcher.subscribe("wills/#", QoS::AtMostOnce);
+    let mut connect = connect_packet(Version::V5, "silent");
+    connect.keep_alive_s = 1;
+    connect.will = Some(will("wills/silent", b"timed out"));
+    let (mut c, _) = Client::connect(node.mqtt, connect);
+    // Say nothing: after 1.5 s the broker gives up on us.
+    match c.recv_within(Duration::from_secs(4)) {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, ReasonCode::KEEP_ALIVE_TIMEOUT),
+        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
+    }
+    let p = watcher.expect_publish();
+    assert_eq!(&p.payload[..], b"timed out");
+}
+
+#[test]
+fn a_persistent_session_keeps_subscriptions_and_queues_while_offline() {
+    let node = TestNode::start();
+    let mut connect = connect_packet(Version::V5, "durable");
+    connect.clean_start = false;
+    connect.properties = ConnectProperties {
+        session_expiry_interval_s: Some(300),
+        ..Default::default()
+    };
+    let (mut c, ack) = Client::connect(node.mqtt, connect.clone());
+    assert!(!ack.session_present);
+    c.subscribe("q/#", QoS::AtLeastOnce);
+    c.send(&Packet::Disconnect(Default::default()));
+    drop(c);
+
+    let mut p = Client::simple(node.mqtt, Version::V5, "producer");
+    for i in 0..5 {
+        p.publish(
+            &format!("q/{i}"),
+            format!("offline-{i}").as_bytes(),
+            QoS::AtLeastOnce,
+        );
+    }
+    let (mut c, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present, "the session was kept");
+    let got: Vec<String> = (0..5)
+        .map(|_| String::from_utf8(c.expect_publish().payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "offline-0",
+            "offline-1",
+            "offline-2",
+            "offline-3",
+            "offline-4"
+        ]
+    );
+    // The subscription itself survived too.
+    p.publish("q/live", b"live", QoS::AtLeastOnce);
+    assert_eq!(&c.expect_publish().payload[..], b"live");
+}
+
+#[test]
+fn unacknowledged_messages_are_resent_with_dup_on_reconnect() {
+    let node = TestNode::start();
+    let mut connect = connect_packet(Version::V5, "forgetful");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(300);
+    let (mut c, _) = Client::connect(node.mqtt, connect.clone());
+    c.subscribe("d/#", QoS::AtLeastOnce);
+    let mut p = Client::simple(node.mqtt, Version::V5, "producer");
+    p.publish("d/1", b"must arrive", QoS::AtLeastOnce);
+    let first = match c.recv() {
+        Some(Packet::Publish(pb)) => pb,
+        other => panic!("{other:?}"),
+    };
+    assert!(!first.dup);
+    drop(c); // never acknowledged
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut c, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present);
+    let again = c.expect_publish();
+    assert!(again.dup, "redelivery carries DUP");
+    assert_eq!(&again.payload[..], b"must arrive");
+}
+
+#[test]
+fn a_second_connection_takes_the_session_over_with_0x8e() {
+    let node = TestNode::start();
+    let mut first = Client::simple(node.mqtt, Version::V5, "twin");
+    let _second = Client::simple(node.mqtt, Version::V5, "twin");
+    match first.recv() {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, ReasonCode::SESSION_TAKEN_OVER),
+        other => panic!("expected DISCONNECT 0x8E, got {other:?}"),
+    }
+    assert!(first.recv().is_none(), "and then the socket closes");
+}
+
+#[test]
+fn shared_subscriptions_hand_each_message_to_one_member() {
+    let node = TestNode::start();
+    let mut a = Client::simple(node.mqtt, Version::V5, "worker-a");
+    let mut b = Client::simple(node.mqtt, Version::V5, "worker-b");
+    a.subscribe("$share/workers/jobs/#", QoS::AtLeastOnce);
+    b.subscribe("$share/workers/jobs/#", QoS::AtLeastOnce);
+    let mut p = Client::simple(node.mqtt, Version::V5, "boss");
+    for i in 0..10 {
+        p.publish("jobs/x", format!("job-{i}").as_bytes(), QoS::AtLeastOnce);
+    }
+    let mut got = Vec::new();
+    for c in [&mut a, &mut b] {
+        while let Some(Packet::Publish(pb)) = c.recv_within(Duration::from_millis(500)) {
+            c.ack(&pb);
+            got.push(String::from_utf8(pb.payload.to_vec()).unwrap());
+        }
+    }
+    got.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("job-{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every job exactly once across the group");
+}
+
+#[test]
+fn v5_subscription_options_and_properties_pass_through() {
+    let node = TestNode::start();
+    let mut c = Client::simple(node.mqtt, Version::V5, "me");
+    let mut sub = Subscription::new("o/#", QoS::AtLeastOnce);
+    sub.no_local = true;
+    c.subscribe_with(vec![sub], SubscribeProperties::default());
+    c.subscribe_with(
+        vec![Subscription::new("o/ids/#", QoS::AtLeastOnce)],
+        SubscribeProperties {
+            subscription_identifier: Some(42),
+            ..Default::default()
+        },
+    );
+    // No-local: my own publish on o/self does not come back to me.
+    c.publish("o/self", b"mine", QoS::AtLeastOnce);
+    c.expect_silence(Duration::from_millis(300));
+
+    let mut other = Client::simple(node.mqtt, Version::V5, "other");
+    let props = PublishProperties {
+        response_topic: Some("replies/me".into()),
+        correlation_data: Some(sluice_mqtt::Bytes::from_static(b"\x01\x02")),
+        user_properties: vec![("k".into(), "v".into())],
+        content_type: Some("application/json".into()),
+        payload_format_indicator: Some(true),
+        message_expiry_interval_s: Some(120),
+        ..Default::default()
+    };
+    other.publish_with("o/ids/1", b"{}", QoS::AtLeastOnce, false, props);
+    let p = c.expect_publish();
+    assert_eq!(p.properties.subscription_identifiers, vec![42]);
+    assert_eq!(p.properties.response_topic.as_deref(), Some("replies/me"));
+    assert_eq!(
+        p.properties.correlation_data.as_deref(),
+        Some(&b"\x01\x02"[..])
+    );
+    assert_eq!(
+        p.properties.user_properties,
+        vec![("k".to_string(), "v".to_string())]
+    );
+    assert_eq!(
+        p.properties.content_type.as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(p.properties.payload_format_indicator, Some(true));
+    let left = p.properties.message_expiry_interval_s.unwrap();
+    assert!((110..=120).contains(&left), "remaining expiry {left}");
+}
+
+#[test]
+fn malformed_and_oversized_packets_get_a_disconnect_and_the_broker_lives_on() {
+    let node = TestNode::start_with_config(Some("[mqtt]\npacket_bytes_max = \"1KiB\"\n"));
+    // A PUBLISH announcing 2 MiB: refused from its fixed header.
+    let mut c = Client::simple(node.mqtt, Version::V5, "big");
+    c.send_raw(&[0x30, 0x80, 0x80, 0x80, 0x01]);
+    match c.recv() {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, ReasonCode::PACKET_TOO_LARGE),
+        other => panic!("expected DISCONNECT 0x95, got {other:?}"),
+    }
+    // Garbage instead of CONNECT: the connection is dropped.
+    let mut raw = std::net::TcpStream::connect(node.mqtt).unwrap();
+    use std::io::{Read, Write};
+    raw.write_all(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x00])
+        .unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(raw.read(&mut buf).unwrap_or(0), 0, "closed without a reply");
+    // A wildcard in a topic name: DISCONNECT 0x90.
+    let mut c = Client::simple(node.mqtt, Version::V5, "wild");
+    c.publish("a/+/b", b"x", QoS::AtMostOnce);
+    match c.recv() {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, ReasonCode::TOPIC_NAME_INVALID),
+        other => panic!("expected DISCONNECT 0x90, got {other:?}"),
+    }
+    // The broker still serves everyone else.
+    let mut ok = Client::simple(node.mqtt, Version::V3_1_1, "fine");
+    assert_eq!(
+        ok.subscribe("x", QoS::AtLeastOnce),
+        vec![ReasonCode::GRANTED_QOS_1]
+    );
+    assert_eq!(node.get("/healthz").0, 200);
+}
+
+#[test]
+fn invalid_filters_are_refused_in_suback_per_version() {
+    let node = TestNode::start();
+    let mut v5 = Client::simple(node.mqtt, Version::V5, "v5");
+    assert_eq!(
+        v5.subscribe("a/#/b", QoS::AtLeastOnce),
+        vec![ReasonCode::TOPIC_FILTER_INVALID]
+    );
+    let mut v3 = Client::simple(node.mqtt, Version::V3_1_1, "v3");
+    // 3.1.1 has one failure code, 0x80; the codec writes any failure that way.
+    let reasons = v3.subscribe("a/#/b", QoS::AtLeastOnce);
+    assert!(reasons[0].is_error(), "{reasons:?}");
+}
+
+#[test]
+fn sys_topics_report_broker_statistics() {
+    let node = TestNode::start_with_config(Some("[mqtt]\nsys_interval = \"200ms\"\n"));
+    let _someone = Client::simple(node.mqtt, Version::V5, "someone");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = Client::simple(node.mqtt, Version::V5, "stats");
+    c.send(&Packet::Subscribe(sluice_mqtt::Subscribe {
+        packet_id: sluice_mqtt::PacketId::new(1).unwrap(),
+        subscriptions: vec![Subscription::new(
+            "$SYS/broker/clients/connected",
+            QoS::AtMostOnce,
+        )],
+        properties: Default::default(),
+    }));
+    assert!(matches!(c.recv(), Some(Packet::SubAck(_))));
+    let p = c.expect_publish();
+    let n: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+    assert!(n >= 1, "{n}");
+    // `#` does not match `$SYS` topics.
+    let mut all = Client::simple(node.mqtt, Version::V5, "all");
+    all.subscribe("#", QoS::AtMostOnce);
+    all.expect_silence(Duration::from_millis(600));
+}
