@@ -103,6 +103,9 @@ fn a_group_can_be_reset_to_earliest_latest_an_offset_or_a_time() {
     let node = TestNode::start();
     node.create_stream("g", json!({"subjects": ["g/#"]}));
     for i in 0..3 {
+        // Timestamps have millisecond resolution: keep these apart so the
+        // reset below has exactly one first message at or after a2's time.
+        std::thread::sleep(Duration::from_millis(5));
         node.publish("g/x", format!("a{i}").as_bytes(), &[]);
     }
     std::thread::sleep(Duration::from_millis(50));

@@ -435,3 +435,81 @@ fn sys_topics_report_broker_statistics() {
     all.subscribe("#", QoS::AtMostOnce);
     all.expect_silence(Duration::from_millis(600));
 }
+
+#[test]
+fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup() {
+    let mut node = TestNode::start();
+    let mut connect = connect_packet(Version::V5, "keeper");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
+    sub.subscribe("k/#", QoS::AtLeastOnce);
+
+    let mut publ = Client::simple(node.mqtt, Version::V3_1_1, "producer");
+    for i in 0..20 {
+        assert_eq!(
+            publ.publish(
+                &format!("k/{i}"),
+                format!("m{i}").as_bytes(),
+                QoS::AtLeastOnce
+            ),
+            ReasonCode::SUCCESS
+        );
+    }
+    // Acknowledge the first 5 only.
+    let mut acked = Vec::new();
+    for _ in 0..5 {
+        let p = sub.expect_publish();
+        acked.push(String::from_utf8(p.payload.to_vec()).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(300)); // the store drops acknowledged copies asynchronously
+    drop(sub);
+    drop(publ);
+    node.kill9();
+    node.restart();
+
+    let (mut sub, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present, "the session survived the crash");
+    let mut again = Vec::new();
+    while let Some(Packet::Publish(p)) = sub.recv_within(Duration::from_secs(2)) {
+        assert!(p.dup, "redelivery after a crash carries DUP: {p:?}");
+        sub.ack(&p);
+        again.push(String::from_utf8(p.payload.to_vec()).unwrap());
+    }
+    let want: Vec<String> = (5..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        again, want,
+        "every unacknowledged message, in order, and none of the acknowledged ones"
+    );
+    // The subscription survived too.
+    let mut publ = Client::simple(node.mqtt, Version::V5, "producer2");
+    publ.publish("k/after", b"after", QoS::AtLeastOnce);
+    assert_eq!(&sub.expect_publish().payload[..], b"after");
+}
+
+#[test]
+fn a_clean_start_discards_the_stored_session() {
+    let mut node = TestNode::start();
+    let mut connect = connect_packet(Version::V5, "fickle");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    let (mut c, _) = Client::connect(node.mqtt, connect.clone());
+    c.subscribe("f/#", QoS::AtLeastOnce);
+    drop(c);
+    node.stop();
+    node.restart();
+    let mut fresh = connect_packet(Version::V5, "fickle");
+    fresh.properties.session_expiry_interval_s = Some(600);
+    let (mut c, ack) = Client::connect(node.mqtt, fresh);
+    assert!(!ack.session_present);
+    let mut p = Client::simple(node.mqtt, Version::V5, "p");
+    p.publish("f/x", b"x", QoS::AtLeastOnce);
+    c.expect_silence(Duration::from_millis(400));
+    drop(c);
+    node.restart();
+    let (_, ack) = Client::connect(node.mqtt, connect);
+    assert!(
+        ack.session_present,
+        "the new (empty) persistent session is stored"
+    );
+}

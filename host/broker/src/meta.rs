@@ -19,6 +19,15 @@ const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("group_offsets"
 /// Retained MQTT messages: key `tenant/topic`, value `qos u8, timestamp i64 LE, key, envelope` (see `retained_value`).
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
+/// Persistent MQTT sessions: key client id, value JSON (`mqtt::store::StoredSession`).
+const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_sessions");
+/// Messages held for persistent MQTT sessions: key `client \0 seq(20 digits)`, value `mqtt::store` encoding.
+const MQTT_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_queue");
+
+fn queue_key(client: &str, seq: u64) -> String {
+    format!("{client}\0{seq:020}")
+}
+
 /// Metadata writes waiting for the writer thread; producers wait beyond this.
 const META_QUEUE_MAX: usize = 4096;
 /// Requests folded into one transaction at most.
@@ -65,6 +74,23 @@ pub enum MetaWrite {
     DeleteRetained {
         key: String,
     },
+    PutSession {
+        client: String,
+        record: Vec<u8>,
+    },
+    /// Removes a session and every message it holds.
+    DeleteSession {
+        client: String,
+    },
+    PutQueued {
+        client: String,
+        seq: u64,
+        value: Vec<u8>,
+    },
+    DeleteQueued {
+        client: String,
+        seq: u64,
+    },
 }
 
 struct Request {
@@ -101,6 +127,8 @@ impl Meta {
             txn.open_table(STREAMS).map_err(db_err)?;
             txn.open_table(OFFSETS).map_err(db_err)?;
             txn.open_table(RETAINED).map_err(db_err)?;
+            txn.open_table(MQTT_SESSIONS).map_err(db_err)?;
+            txn.open_table(MQTT_QUEUE).map_err(db_err)?;
             txn.commit().map_err(db_err)?;
         }
         let (tx, rx) = mpsc::channel(META_QUEUE_MAX);
@@ -124,8 +152,29 @@ impl Meta {
 
     /// Every stored stream definition, by `tenant/stream` key.
     pub fn streams(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        self.all(STREAMS)
+    }
+
+    /// Every persistent MQTT session record, by client id.
+    pub fn mqtt_sessions(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        self.all(MQTT_SESSIONS)
+    }
+
+    /// Every message held for persistent sessions: (client, seq, value), in order per client.
+    pub fn mqtt_queue(&self) -> Result<Vec<(String, u64, Vec<u8>)>, MetaError> {
+        Ok(self
+            .all(MQTT_QUEUE)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let (client, seq) = k.split_once('\0')?;
+                Some((client.to_owned(), seq.parse().ok()?, v))
+            })
+            .collect())
+    }
+
+    fn all(&self, def: TableDefinition<&str, &[u8]>) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(STREAMS).map_err(db_err)?;
+        let table = txn.open_table(def).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
@@ -136,14 +185,7 @@ impl Meta {
 
     /// Every retained message, by `tenant/topic` key.
     pub fn retained(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(RETAINED).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.all(RETAINED)
     }
 
     /// Committed offsets of a stream: group → partition → next offset.
@@ -190,6 +232,8 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
         let mut streams = txn.open_table(STREAMS).map_err(|e| e.to_string())?;
         let mut offsets = txn.open_table(OFFSETS).map_err(|e| e.to_string())?;
         let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
+        let mut sessions = txn.open_table(MQTT_SESSIONS).map_err(|e| e.to_string())?;
+        let mut queue = txn.open_table(MQTT_QUEUE).map_err(|e| e.to_string())?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             let r = match w {
                 MetaWrite::PutStream { key, doc } => {
@@ -208,6 +252,21 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                     retained.insert(key.as_str(), value.as_slice()).map(drop)
                 }
                 MetaWrite::DeleteRetained { key } => retained.remove(key.as_str()).map(drop),
+                MetaWrite::PutSession { client, record } => sessions
+                    .insert(client.as_str(), record.as_slice())
+                    .map(drop),
+                MetaWrite::DeleteSession { client } => {
+                    sessions.remove(client.as_str()).and_then(|_| {
+                        let (lo, hi) = (format!("{client}\0"), format!("{client}\x01"));
+                        queue.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
+                    })
+                }
+                MetaWrite::PutQueued { client, seq, value } => queue
+                    .insert(queue_key(client, *seq).as_str(), value.as_slice())
+                    .map(drop),
+                MetaWrite::DeleteQueued { client, seq } => {
+                    queue.remove(queue_key(client, *seq).as_str()).map(drop)
+                }
                 MetaWrite::DeleteOffsets { stream, group } => {
                     let (lo, hi) = offset_prefix(stream, group.as_deref());
                     offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)

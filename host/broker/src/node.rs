@@ -176,6 +176,7 @@ impl Node {
             node.insert(stream);
         }
         let retained = node.meta.retained()?;
+        node.restore_mqtt_sessions()?;
         node.router.load_retained(
             retained
                 .iter()
@@ -394,6 +395,87 @@ impl Node {
             waits.push((s.name().to_owned(), rx));
         }
         Ok(PendingAppends { waits })
+    }
+
+    /// Hands `msg` to live MQTT subscribers. The returned future stores the
+    /// copies held for persistent sessions; await it before acknowledging the
+    /// publisher.
+    pub fn route_live(
+        &self,
+        msg: &Message,
+        qos: sluice_mqtt::QoS,
+        retain: bool,
+        publisher: Option<&str>,
+    ) -> (
+        usize,
+        impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
+    ) {
+        let routed = self.router.route(msg, qos, retain, publisher);
+        let writes: Vec<MetaWrite> = routed
+            .held
+            .into_iter()
+            .map(|(client, seq, value)| MetaWrite::PutQueued { client, seq, value })
+            .collect();
+        let meta = self.meta.clone();
+        let store = async move {
+            if !writes.is_empty() {
+                meta.apply(writes).await?;
+            }
+            Ok(())
+        };
+        (routed.subscribers, store)
+    }
+
+    /// Brings persistent MQTT sessions back from the metadata store.
+    fn restore_mqtt_sessions(&self) -> anyhow::Result<()> {
+        let now = std::time::Instant::now();
+        let now_ms = crate::stream::now_ms();
+        let mut held: std::collections::HashMap<String, Vec<sluice_mqtt::Delivery>> =
+            std::collections::HashMap::new();
+        for (client, seq, value) in self.meta.mqtt_queue()? {
+            match crate::mqtt::store::decode_delivery(&value, seq, now, now_ms) {
+                Some(d) => held.entry(client).or_default().push(d),
+                None => tracing::error!(client, seq, "unreadable held MQTT message; skipped"),
+            }
+        }
+        let mut expired = Vec::new();
+        for (client, record) in self.meta.mqtt_sessions()? {
+            let Ok(record) = serde_json::from_slice::<crate::mqtt::store::StoredSession>(&record)
+            else {
+                tracing::error!(client, "unreadable MQTT session record; dropped");
+                expired.push(client);
+                continue;
+            };
+            // A session whose client was connected at the crash went offline then.
+            let offline_ms = record
+                .disconnected_ms
+                .map_or(0, |d| (now_ms - d).max(0) as u64);
+            if offline_ms >= u64::from(record.expiry_s) * 1000 {
+                expired.push(client);
+                continue;
+            }
+            let messages = held.remove(&client).unwrap_or_default();
+            self.router.restore(
+                &client,
+                &record,
+                messages,
+                std::time::Duration::from_millis(offline_ms),
+            );
+        }
+        expired.extend(held.into_keys());
+        if !expired.is_empty() {
+            let meta = self.meta.clone();
+            tokio::spawn(async move {
+                let writes = expired
+                    .into_iter()
+                    .map(|client| MetaWrite::DeleteSession { client })
+                    .collect();
+                if let Err(e) = meta.apply(writes).await {
+                    tracing::error!(error = %e, "could not drop expired MQTT sessions");
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Stores (or, with an empty payload, clears) the retained message of

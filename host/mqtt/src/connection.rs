@@ -78,6 +78,12 @@ pub struct Delivery {
     /// When the message expires; it is dropped instead of sent after this, and
     /// the remaining interval is what the client is told.
     pub expires_at: Option<Instant>,
+    /// The broker's id for a stored copy (persistent sessions), handed back
+    /// in [`Event::Delivered`]; opaque here.
+    pub store_id: Option<u64>,
+    /// The message may have reached the client before (restored after a
+    /// broker restart): its first send carries DUP.
+    pub maybe_sent: bool,
 }
 
 /// One outgoing QoS 1/2 message awaiting its acknowledgement.
@@ -158,8 +164,15 @@ pub enum Event {
     Subscribe(Subscribe),
     /// Answer with `unsuback`.
     Unsubscribe(Unsubscribe),
-    /// An outgoing QoS 1/2 message completed (PUBACK or PUBCOMP).
-    Delivered { packet_id: u16 },
+    /// An outgoing QoS 1/2 message completed (PUBACK or PUBCOMP); the
+    /// broker may forget its stored copy (`store_id`).
+    Delivered {
+        packet_id: u16,
+        store_id: Option<u64>,
+    },
+    /// An outgoing QoS 1/2 message was discarded unsent (expired, or larger
+    /// than the client accepts); the broker may forget its stored copy.
+    Dropped { store_id: Option<u64> },
     /// The client changed its session expiry at DISCONNECT.
     SessionExpiry { seconds: u32 },
     /// The connection is over; nothing more will be read or written.
@@ -600,25 +613,14 @@ impl Connection {
             }
             (Phase::Open, Packet::Publish(p)) => self.on_publish(p),
             (Phase::Open, Packet::PubAck(a)) => {
-                if self
-                    .session
-                    .inflight
-                    .get(&a.packet_id.get())
-                    .is_some_and(|o| o.delivery.qos == QoS::AtLeastOnce)
-                {
-                    self.session.inflight.remove(&a.packet_id.get());
-                    self.events.push_back(Event::Delivered {
-                        packet_id: a.packet_id.get(),
-                    });
-                }
+                self.complete(a.packet_id.get(), |o| o.delivery.qos == QoS::AtLeastOnce)
             }
             (Phase::Open, Packet::PubRec(a)) => {
                 let id = a.packet_id.get();
                 match self.session.inflight.get_mut(&id) {
                     Some(o) if o.delivery.qos == QoS::ExactlyOnce => {
                         if a.reason.is_error() {
-                            self.session.inflight.remove(&id);
-                            self.events.push_back(Event::Delivered { packet_id: id });
+                            self.complete(id, |_| true);
                         } else {
                             o.released = true;
                             self.send(Packet::PubRel(PubAck::new(a.packet_id)));
@@ -634,19 +636,7 @@ impl Connection {
                     })),
                 }
             }
-            (Phase::Open, Packet::PubComp(a)) => {
-                if self
-                    .session
-                    .inflight
-                    .get(&a.packet_id.get())
-                    .is_some_and(|o| o.released)
-                {
-                    self.session.inflight.remove(&a.packet_id.get());
-                    self.events.push_back(Event::Delivered {
-                        packet_id: a.packet_id.get(),
-                    });
-                }
-            }
+            (Phase::Open, Packet::PubComp(a)) => self.complete(a.packet_id.get(), |o| o.released),
             (Phase::Open, Packet::PubRel(a)) => {
                 let found = self.session.incoming_qos2.remove(&a.packet_id.get());
                 let reason = if found || self.version == Version::V3_1_1 {
@@ -672,6 +662,17 @@ impl Connection {
                 format!("a client may not send {:?}", other.packet_type()),
             ),
             (Phase::Closed, _) => {}
+        }
+    }
+
+    /// Ends an outgoing message's handshake if `done` agrees it is at its last step.
+    fn complete(&mut self, id: u16, done: impl Fn(&Outgoing) -> bool) {
+        if self.session.inflight.get(&id).is_some_and(done) {
+            let o = self.session.inflight.remove(&id).expect("checked above");
+            self.events.push_back(Event::Delivered {
+                packet_id: id,
+                store_id: o.delivery.store_id,
+            });
         }
     }
 
@@ -796,6 +797,9 @@ impl Connection {
             {
                 if expired(&d, now) {
                     self.stats.expired_dropped += 1;
+                    self.events.push_back(Event::Dropped {
+                        store_id: d.store_id,
+                    });
                     continue;
                 }
                 let Some(id) = self.next_packet_id() else {
@@ -810,6 +814,10 @@ impl Connection {
                             released: false,
                         },
                     );
+                } else {
+                    self.events.push_back(Event::Dropped {
+                        store_id: d.store_id,
+                    });
                 }
                 continue;
             }
@@ -870,7 +878,7 @@ impl Connection {
             }
         }
         let packet = Packet::Publish(Publish {
-            dup,
+            dup: dup || (d.maybe_sent && d.qos != QoS::AtMostOnce),
             qos: d.qos,
             retain: d.retain,
             topic,

@@ -6,6 +6,7 @@
 
 mod listener;
 mod router;
+pub mod store;
 mod task;
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -94,6 +94,8 @@ struct State {
 pub struct Router {
     state: Mutex<State>,
     pub stats: RouterStats,
+    /// The next id for a message held by a persistent session.
+    next_store_id: AtomicU64,
 }
 
 /// What `connect` found for a client id.
@@ -106,9 +108,12 @@ pub struct Attached {
 }
 
 /// The outcome of routing one message.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct Routed {
     pub subscribers: usize,
+    /// Copies handed to persistent sessions at QoS 1/2, to be stored before
+    /// the publisher is acknowledged: (client id, store id, encoded message).
+    pub held: Vec<(String, u64, Vec<u8>)>,
 }
 
 impl Default for Router {
@@ -122,6 +127,7 @@ impl Router {
         Self {
             state: Mutex::new(State::default()),
             stats: RouterStats::default(),
+            next_store_id: AtomicU64::new(1),
         }
     }
 
@@ -428,13 +434,24 @@ impl Router {
             targets.push((client, opts, ids));
         }
         let subscribers = targets.len();
+        let now_ms = crate::stream::now_ms();
+        let mut held = Vec::new();
         for (client, opts, ids) in targets {
-            let Some(delivery) = shape(message, qos, retain, &opts, ids, now) else {
+            let Some(mut delivery) = shape(message, qos, retain, &opts, ids, now) else {
                 continue;
             };
             let Some(session) = st.sessions.get_mut(&client) else {
                 continue;
             };
+            if session.expiry_s > 0 && delivery.qos != QoS::AtMostOnce {
+                let id = self.next_store_id.fetch_add(1, Relaxed);
+                delivery.store_id = Some(id);
+                held.push((
+                    client.clone(),
+                    id,
+                    super::store::encode_delivery(&delivery, now, now_ms),
+                ));
+            }
             self.stats.deliveries.fetch_add(1, Relaxed);
             if let Some(tx) = &session.mailbox {
                 if tx.try_send(ToConnection::Deliver(delivery)).is_err() {
@@ -453,7 +470,73 @@ impl Router {
                 _ => {}
             }
         }
-        Routed { subscribers }
+        Routed { subscribers, held }
+    }
+
+    /// The stored form of a persistent session, or `None` if it is not one.
+    pub fn session_record(
+        &self,
+        client_id: &str,
+        disconnected_ms: Option<i64>,
+    ) -> Option<super::store::StoredSession> {
+        let st = self.lock();
+        let s = st.sessions.get(client_id).filter(|s| s.expiry_s > 0)?;
+        Some(super::store::StoredSession {
+            expiry_s: s.expiry_s,
+            disconnected_ms,
+            subscriptions: s
+                .subscriptions
+                .values()
+                .map(|(f, o)| super::store::StoredSub::from_options(f.as_str(), o))
+                .collect(),
+        })
+    }
+
+    /// Brings back a persistent session from the store after a restart,
+    /// offline, with the messages it held (they may have been sent before,
+    /// so they go out with DUP).
+    pub fn restore(
+        &self,
+        client_id: &str,
+        record: &super::store::StoredSession,
+        held: Vec<Delivery>,
+        offline_for: Duration,
+    ) {
+        let mut st = self.lock();
+        let mut subscriptions = BTreeMap::new();
+        for sub in &record.subscriptions {
+            let Ok(filter) = TopicFilter::new(&sub.filter) else {
+                continue;
+            };
+            let options = sub.options();
+            let key = SubKey {
+                client: client_id.to_owned(),
+                share_group: options.share_group.clone(),
+            };
+            st.trie.insert(&filter, key, options.clone());
+            subscriptions.insert(
+                subscription_name(&filter, options.share_group.as_deref()),
+                (filter, options),
+            );
+        }
+        if let Some(max) = held.iter().filter_map(|d| d.store_id).max() {
+            self.next_store_id.fetch_max(max + 1, Relaxed);
+        }
+        let mut state = SessionState::default();
+        state.pending.extend(held);
+        st.sessions.insert(
+            client_id.to_owned(),
+            Session {
+                mailbox: None,
+                connection: 0,
+                subscriptions,
+                expiry_s: record.expiry_s,
+                offline: Some(state),
+                offline_since: Instant::now()
+                    .checked_sub(offline_for)
+                    .or_else(|| Some(Instant::now())),
+            },
+        );
     }
 
     /// Asks every connected client to stop (node shutdown).
@@ -519,6 +602,8 @@ pub fn shape(
             content_type: message.content_type.clone(),
         },
         expires_at,
+        store_id: None,
+        maybe_sent: false,
     })
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::listener::ListenerStats;
 use super::router::{SubOptions, ToConnection, message_from_publish};
+use crate::meta::MetaWrite;
 use crate::node::{Node, NodeError};
 use crate::options::MqttOptions;
 
@@ -187,9 +188,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             match event {
                 Event::Connect(c) => self.on_connect(*c).await,
                 Event::Publish(p) => self.on_publish(p).await,
-                Event::Subscribe(s) => self.on_subscribe(s),
-                Event::Unsubscribe(u) => self.on_unsubscribe(u),
-                Event::Delivered { .. } | Event::SessionExpiry { .. } => {}
+                Event::Subscribe(s) => {
+                    self.on_subscribe(s);
+                    self.persist_session(None).await;
+                }
+                Event::Unsubscribe(u) => {
+                    self.on_unsubscribe(u);
+                    self.persist_session(None).await;
+                }
+                Event::Delivered {
+                    store_id: Some(seq),
+                    ..
+                }
+                | Event::Dropped {
+                    store_id: Some(seq),
+                } => self.forget(seq),
+                Event::Delivered { .. } | Event::Dropped { .. } | Event::SessionExpiry { .. } => {}
                 Event::Closed(reason) => self.on_closed(reason),
             }
         }
@@ -227,11 +241,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
         }
         self.stats.connections_accepted.fetch_add(1, Relaxed);
+        if c.clean_start
+            && let Err(e) = self
+                .node
+                .meta
+                .apply(vec![MetaWrite::DeleteSession {
+                    client: client_id.clone(),
+                }])
+                .await
+        {
+            tracing::error!(error = %e, "could not drop a stored MQTT session");
+        }
         self.identity = Some(Identity {
             client_id,
             connection: attached.connection,
             will: c.will.clone(),
         });
+        self.persist_session(None).await;
         self.conn.accept(
             Instant::now(),
             Accept {
@@ -285,16 +311,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         } else {
             None
         };
-        let routed = self
-            .node
-            .router
-            .route(&message, p.qos, p.retain, publisher.as_deref());
+        let (subscribers, held) =
+            self.node
+                .route_live(&message, p.qos, p.retain, publisher.as_deref());
         let captured = !pending.is_empty();
         let Some(id) = p.packet_id else {
             // QoS 0: nothing to acknowledge; the appends and the retained write go on without us.
             if let Some(w) = retain_write {
                 tokio::spawn(w);
             }
+            tokio::spawn(held);
             return;
         };
         let ack: AckFuture = Box::pin(async move {
@@ -303,10 +329,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             {
                 return ReasonCode::UNSPECIFIED_ERROR;
             }
+            if held.await.is_err() {
+                return ReasonCode::UNSPECIFIED_ERROR;
+            }
             match pending.wait().await {
-                Ok(_) if routed.subscribers == 0 && !captured => {
-                    ReasonCode::NO_MATCHING_SUBSCRIBERS
-                }
+                Ok(_) if subscribers == 0 && !captured => ReasonCode::NO_MATCHING_SUBSCRIBERS,
                 Ok(_) => ReasonCode::SUCCESS,
                 Err(NodeError::Backpressure { .. }) => ReasonCode::QUOTA_EXCEEDED,
                 Err(_) => ReasonCode::UNSPECIFIED_ERROR,
@@ -398,6 +425,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         self.conn.unsuback(u.packet_id, reasons);
     }
 
+    /// A held message was acknowledged (or discarded): drop its stored copy.
+    fn forget(&self, seq: u64) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let (meta, client) = (self.node.meta.clone(), identity.client_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = meta
+                .apply(vec![MetaWrite::DeleteQueued { client, seq }])
+                .await
+            {
+                tracing::error!(error = %e, "could not drop an acknowledged MQTT message from the store");
+            }
+        });
+    }
+
+    /// Writes the session record of a persistent session (subscriptions, expiry).
+    async fn persist_session(&mut self, disconnected_ms: Option<i64>) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let Some(record) = self
+            .node
+            .router
+            .session_record(&identity.client_id, disconnected_ms)
+        else {
+            return;
+        };
+        let record = serde_json::to_vec(&record).expect("session record serialises");
+        let write = MetaWrite::PutSession {
+            client: identity.client_id.clone(),
+            record,
+        };
+        if let Err(e) = self.node.meta.apply(vec![write]).await {
+            tracing::error!(error = %e, "could not store an MQTT session");
+        }
+    }
+
     fn on_closed(&mut self, reason: CloseReason) {
         tracing::debug!(?reason, "mqtt connection closed");
         let Some(identity) = self.identity.take() else {
@@ -405,12 +470,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         };
         if !self.taken_over {
             let state = self.conn.take_session();
+            let expiry_s = self.conn.session_expiry_s();
+            let record = self
+                .node
+                .router
+                .session_record(&identity.client_id, Some(crate::stream::now_ms()));
             self.node.router.disconnected(
                 &identity.client_id,
                 identity.connection,
                 state,
-                self.conn.session_expiry_s(),
+                expiry_s,
             );
+            let write = match record {
+                Some(r) if expiry_s > 0 => Some(MetaWrite::PutSession {
+                    client: identity.client_id.clone(),
+                    record: serde_json::to_vec(&super::store::StoredSession { expiry_s, ..r })
+                        .expect("serialises"),
+                }),
+                // A session that was persistent ends here (expiry set to 0 at DISCONNECT).
+                Some(_) => Some(MetaWrite::DeleteSession {
+                    client: identity.client_id.clone(),
+                }),
+                None => None,
+            };
+            if let Some(w) = write {
+                let meta = self.node.meta.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = meta.apply(vec![w]).await {
+                        tracing::error!(error = %e, "could not store an MQTT session at disconnect");
+                    }
+                });
+            }
         }
         if reason.publishes_will()
             && let Some(will) = identity.will
@@ -453,10 +543,11 @@ async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will
         tracing::error!(client_id, "could not store a retained will");
     }
     let pending = node.begin_publish(&tenant, &message);
-    node.router.route(&message, will.qos, will.retain, None);
+    let (_, held) = node.route_live(&message, will.qos, will.retain, None);
     if let Ok(p) = pending {
         let _ = p.wait().await;
     }
+    let _ = held.await;
 }
 
 /// Splits `$share/{group}/{filter}` into its group and filter.

@@ -131,6 +131,8 @@ fn delivery(qos: QoS, topic: &str) -> Delivery {
         retain: false,
         properties: PublishProperties::default(),
         expires_at: None,
+        store_id: None,
+        maybe_sent: false,
     }
 }
 
@@ -312,7 +314,9 @@ fn outgoing_qos2_runs_the_full_handshake() {
     p.send(Packet::PubRec(PubAck::new(pid)));
     assert!(matches!(&p.recv()[..], [Packet::PubRel(a)] if a.packet_id == pid));
     p.send(Packet::PubComp(PubAck::new(pid)));
-    assert!(matches!(&p.events()[..], [Event::Delivered { packet_id }] if *packet_id == pid.get()));
+    assert!(
+        matches!(&p.events()[..], [Event::Delivered { packet_id, .. }] if *packet_id == pid.get())
+    );
 }
 
 #[test]
