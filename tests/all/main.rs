@@ -12,5 +12,6 @@ mod groups;
 mod http_api;
 mod invariants;
 mod mqtt;
+mod mqtt_auth;
 mod mqtt_client;
 mod retention;

@@ -29,7 +29,16 @@ impl TestNode {
 
     /// Starts a node with `config` (TOML text) written to a file beside the data.
     pub fn start_with_config(config: Option<&str>) -> Self {
+        Self::start_with_files(config, &[])
+    }
+
+    /// Like [`TestNode::start_with_config`], with more files (name, text)
+    /// written beside the config first (a users file, say).
+    pub fn start_with_files(config: Option<&str>, files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write file");
+        }
         let config = config.map(|text| {
             let path = dir.path().join("sluice.toml");
             std::fs::write(&path, text).expect("write config");

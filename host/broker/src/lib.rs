@@ -5,6 +5,7 @@
 //! into [`options`]) and, for now, nothing about WebAssembly. MQTT's protocol logic lives in the
 //! sans-IO `sluice-mqtt`; [`mqtt`] is its shell and router.
 
+pub mod auth;
 pub mod dedup;
 pub mod http_api;
 pub mod http_util;

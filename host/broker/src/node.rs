@@ -131,6 +131,7 @@ pub struct Node {
     /// Live MQTT sessions, subscriptions and retained messages.
     pub router: Arc<crate::mqtt::Router>,
     pub mqtt_stats: Arc<crate::mqtt::ListenerStats>,
+    pub auth: Arc<crate::auth::Authenticator>,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
@@ -158,6 +159,7 @@ impl Node {
             metrics: Arc::new(NodeMetrics::default()),
             router: Arc::new(crate::mqtt::Router::new()),
             mqtt_stats: Arc::default(),
+            auth: Arc::new(crate::auth::Authenticator::new(&options.auth)?),
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),

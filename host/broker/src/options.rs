@@ -19,6 +19,8 @@ pub struct NodeOptions {
     pub mqtt_listen: SocketAddr,
     pub limits: Limits,
     pub mqtt: MqttOptions,
+    /// Users, passwords and ACLs (MQTT today).
+    pub auth: crate::auth::AuthOptions,
     /// Streams declared in the config file: created at start-up when missing,
     /// updated when their mutable settings differ.
     pub streams: Vec<StreamSpec>,
@@ -65,6 +67,7 @@ impl NodeOptions {
             mqtt_listen: "127.0.0.1:1883".parse().expect("literal address"),
             limits: Limits::default(),
             mqtt: MqttOptions::default(),
+            auth: crate::auth::AuthOptions::default(),
             streams: Vec::new(),
             retention_check_ms: 30_000,
         }

@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub mqtt: MqttSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub auth: AuthSection,
     /// Streams to create at start-up (or update, for subjects and retention).
     /// Kept with their place in the file, to report errors by line.
     #[serde(default)]
@@ -67,6 +69,66 @@ pub struct MqttSection {
     pub session_queue_messages_max: Option<usize>,
     /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
     pub sys_interval: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// A TOML file of `[[users]]` with `name`, `password_hash` (from `sluice passwd`),
+    /// `publish` and `subscribe` topic-filter lists. Relative to the config file.
+    pub users_file: Option<PathBuf>,
+    /// With a users file: let clients without a username connect, with the ACL
+    /// of the user named `anonymous` if there is one (else nothing).
+    pub allow_anonymous: Option<bool>,
+}
+
+/// The users file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    name: String,
+    password_hash: String,
+    #[serde(default)]
+    publish: Vec<String>,
+    #[serde(default)]
+    subscribe: Vec<String>,
+}
+
+/// Reads a users file into the broker's user specs, with file:line errors.
+pub fn read_users(path: &Path) -> Result<Vec<sluice_broker::auth::UserSpec>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let file: UsersFile = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        ConfigError(format!(
+            "{}:{line}:{col}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
+    let users: Vec<sluice_broker::auth::UserSpec> = file
+        .users
+        .into_iter()
+        .map(|u| sluice_broker::auth::UserSpec {
+            name: u.name,
+            password_hash: u.password_hash,
+            publish: u.publish,
+            subscribe: u.subscribe,
+        })
+        .collect();
+    sluice_broker::auth::Authenticator::new(&sluice_broker::auth::AuthOptions {
+        users: Some(users.clone()),
+        allow_anonymous: false,
+    })
+    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    Ok(users)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,7 +220,23 @@ fn line_col(text: &str, byte: usize) -> (usize, usize) {
 }
 
 impl ConfigFile {
-    /// Applies the file over the embedded default.
+    /// Applies the file over the embedded default; `base` is the config
+    /// file's directory, against which the users file is found.
+    pub fn into_options_at(self, base: &Path) -> Result<NodeOptions, ConfigError> {
+        let users = match &self.auth.users_file {
+            Some(f) => Some(read_users(&base.join(f))?),
+            None => None,
+        };
+        let allow_anonymous = self.auth.allow_anonymous.unwrap_or(users.is_none());
+        let mut o = self.into_options();
+        o.auth = sluice_broker::auth::AuthOptions {
+            users,
+            allow_anonymous,
+        };
+        Ok(o)
+    }
+
+    /// Applies the file over the embedded default (no users file).
     pub fn into_options(self) -> NodeOptions {
         let mut o = NodeOptions::embedded_default();
         if let Some(d) = self.data_dir {

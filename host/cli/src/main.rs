@@ -49,6 +49,8 @@ enum Command {
     Pub(client::PubArgs),
     /// Read a stream's messages over HTTP.
     Read(client::ReadArgs),
+    /// Hash a password (read from stdin) for the users file.
+    Passwd,
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => serve(args, true),
         Command::Pub(args) => client::publish(args),
         Command::Read(args) => client::read(args),
+        Command::Passwd => passwd(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -75,12 +78,26 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Reads one line (the password) from stdin and prints its Argon2id hash.
+fn passwd() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(!password.is_empty(), "give the password on standard input");
+    println!(
+        "{}",
+        sluice_broker::auth::hash_password(password.as_bytes())
+    );
+    Ok(())
+}
+
 fn options(args: &ServeArgs, demo: bool) -> anyhow::Result<sluice_broker::NodeOptions> {
     let mut options = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            config::parse(path, &text)?.into_options()
+            let base = path.parent().unwrap_or(std::path::Path::new("."));
+            config::parse(path, &text)?.into_options_at(base)?
         }
         None => sluice_broker::NodeOptions::embedded_default(),
     };

@@ -75,7 +75,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            // ~10 ms of guest code; a JSON handler needs ~10-100k per message.
+            // ~1.5 ms of guest code; redact-json burns ~42k per 200-byte
+            // message (benches/handler_cost.rs), so ~200x headroom.
             fuel_per_call: 10_000_000,
             memory_bytes_max: 64 << 20,
             deadline_ms: 100,

@@ -116,8 +116,15 @@ impl LoadedHandler {
         &self.limits
     }
 
-    pub fn stats(&self) -> &HandlerStats {
-        &self.stats
+    /// Totals so far, including the live instance's dropped log lines and
+    /// counter names.
+    pub fn stats(&self) -> HandlerStats {
+        let mut stats = self.stats.clone();
+        if let Some(i) = &self.instance {
+            stats.log_lines_dropped += i.store.data().host.log_lines_dropped;
+            stats.counters_dropped += i.store.data().host.counters_dropped;
+        }
+        stats
     }
 
     /// Where the compiled code came from when this handler was loaded.

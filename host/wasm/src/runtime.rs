@@ -19,6 +19,11 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// Compiled components kept in memory. A `LoadedHandler` holds its own
+/// reference, so evicting only costs a disk-cache read on the next load of
+/// that version; the cap keeps redeploy after redeploy from growing memory.
+const COMPILED_IN_MEMORY_MAX: usize = 256;
+
 /// The shared Wasm runtime of a node. Cheap to clone; the epoch ticker
 /// stops when the last clone is dropped.
 #[derive(Clone)]
@@ -134,8 +139,14 @@ impl Runtime {
         )
     }
 
+    /// Compiles `wasm` into the caches without loading it, e.g. when a
+    /// pipeline is deployed, so the first `load` is fast.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<CompileSource, LoadError> {
+        self.compile(wasm).map(|(_, source)| source)
+    }
+
     /// Compiles `wasm` or fetches it from the memory or disk cache.
-    pub fn compile(&self, wasm: &[u8]) -> Result<(Component, CompileSource), LoadError> {
+    fn compile(&self, wasm: &[u8]) -> Result<(Component, CompileSource), LoadError> {
         let key = self.cache_key(wasm);
         if let Some(c) = lock(&self.inner.compiled).get(&key) {
             return Ok((c.clone(), CompileSource::MemoryCache));
@@ -152,7 +163,7 @@ impl Runtime {
             // checks the header and refuses an incompatible artefact.
             match unsafe { Component::deserialize(&self.inner.engine, &bytes) } {
                 Ok(c) => {
-                    lock(&self.inner.compiled).insert(key, c.clone());
+                    self.remember(key, &c);
                     return Ok((c, CompileSource::DiskCache));
                 }
                 Err(e) => {
@@ -168,8 +179,20 @@ impl Runtime {
                 tracing::warn!(path = %path.display(), "cannot write compile cache entry: {e}");
             }
         }
-        lock(&self.inner.compiled).insert(key, c.clone());
+        self.remember(key, &c);
         Ok((c, CompileSource::Compiled))
+    }
+
+    fn remember(&self, key: String, c: &Component) {
+        let mut compiled = lock(&self.inner.compiled);
+        if compiled.len() >= COMPILED_IN_MEMORY_MAX {
+            // Any entry will do: see COMPILED_IN_MEMORY_MAX.
+            let victim = compiled.keys().next().cloned();
+            if let Some(victim) = victim {
+                compiled.remove(&victim);
+            }
+        }
+        compiled.insert(key, c.clone());
     }
 
     /// SHA-256 of the Wasm bytes plus a hash of everything in the engine

@@ -18,6 +18,7 @@ use crate::node::Node;
 #[derive(Debug, Default)]
 pub struct ListenerStats {
     pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub publishes_in: AtomicU64,

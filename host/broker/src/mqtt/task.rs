@@ -46,6 +46,7 @@ enum Wake {
 
 /// Who the client is, once CONNECT is accepted.
 struct Identity {
+    principal: crate::auth::Principal,
     client_id: String,
     connection: u64,
     will: Option<Will>,
@@ -215,8 +216,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             .is_empty()
             .then(|| format!("sluice-{:016x}", rand::random::<u64>()));
         let client_id = assigned.clone().unwrap_or_else(|| c.client_id.clone());
-        // The auth seam: every client belongs to the default tenant until
-        // users and tenants are configured (issue 3's users file builds here).
+        // The auth seam: credentials give a principal (and with it, later, a tenant).
+        let auth = self.node.auth.clone();
+        let (user, password, cid) = (c.username.clone(), c.password.clone(), client_id.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            auth.authenticate(user.as_deref(), password.as_deref(), &cid)
+        })
+        .await;
+        let principal = match checked {
+            Ok(Ok(p)) => p,
+            Ok(Err(refusal)) => {
+                self.stats.connections_refused.fetch_add(1, Relaxed);
+                return self.conn.reject(match refusal {
+                    crate::auth::Refusal::BadCredentials => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    crate::auth::Refusal::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
+                });
+            }
+            Err(_) => return self.conn.reject(ReasonCode::SERVER_UNAVAILABLE),
+        };
+        self.tenant = principal.tenant.clone();
         let expiry_s = match c.version {
             Version::V5 => c
                 .properties
@@ -253,6 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             tracing::error!(error = %e, "could not drop a stored MQTT session");
         }
         self.identity = Some(Identity {
+            principal,
             client_id,
             connection: attached.connection,
             will: c.will.clone(),
@@ -278,6 +297,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         };
         if topic.is_system() {
             // `$`-topics are the broker's own; clients may not publish there.
+            if let Some(id) = p.packet_id {
+                self.conn
+                    .publish_done(id, p.qos, ReasonCode::NOT_AUTHORIZED);
+            }
+            return;
+        }
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|i| !i.principal.may_publish(&topic))
+        {
+            // v5 says why; 3.1.1 has no way to, so its publish is acknowledged and dropped.
             if let Some(id) = p.packet_id {
                 self.conn
                     .publish_done(id, p.qos, ReasonCode::NOT_AUTHORIZED);
@@ -363,6 +394,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             };
+            if !identity.principal.may_subscribe(&filter) {
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
             if share_group.is_some() && sub.no_local {
                 // MQTT-3.8.3-4: no-local on a shared subscription is a protocol error.
                 return self.conn.disconnect(ReasonCode::PROTOCOL_ERROR);

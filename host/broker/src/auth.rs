@@ -1,0 +1,329 @@
+//! Who a client is and what it may do: users with Argon2id password hashes,
+//! and per-user topic ACLs for publish and subscribe. This is the seam where
+//! a client is attached to its tenant at CONNECT; today every principal
+//! belongs to the `default` tenant.
+//!
+//! ACL patterns are topic filters in which `%u` stands for the username and
+//! `%c` for the client id, so `devices/%c/#` gives each device its own tree.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+use sluice_core::{TenantId, TopicFilter, TopicName};
+
+/// One user as configured (the `sluice` binary reads the users file into these).
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    pub name: String,
+    /// A PHC string, e.g. `$argon2id$v=19$m=19456,t=2,p=1$…` (see `sluice passwd`).
+    pub password_hash: String,
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+/// Authentication options of a node.
+#[derive(Debug, Clone, Default)]
+pub struct AuthOptions {
+    /// `None`: no users file; every client is anonymous with full access.
+    pub users: Option<Vec<UserSpec>>,
+    /// With a users file: whether clients without a username may connect
+    /// (with the ACL of a user named `anonymous`, if there is one, else none).
+    pub allow_anonymous: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("user {user:?}: the password hash is not a PHC string: {reason}")]
+    BadHash { user: String, reason: String },
+    #[error("user {user:?}: ACL pattern {pattern:?} is not a topic filter: {reason}")]
+    BadPattern {
+        user: String,
+        pattern: String,
+        reason: String,
+    },
+    #[error("user {0:?} is listed twice")]
+    Duplicate(String),
+}
+
+/// Why a CONNECT was refused; maps to a CONNACK reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    BadCredentials,
+    NotAuthorized,
+}
+
+/// Topic permissions.
+#[derive(Debug, Clone, Default)]
+pub struct Acl {
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+}
+
+impl Acl {
+    fn check(
+        patterns: &[String],
+        user: Option<&str>,
+        client: &str,
+        allowed: impl Fn(&TopicFilter) -> bool,
+    ) -> bool {
+        patterns.iter().any(|p| {
+            let p = p
+                .replace("%u", user.unwrap_or("\u{0}"))
+                .replace("%c", client);
+            TopicFilter::new(&p).is_ok_and(|f| allowed(&f))
+        })
+    }
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub username: Option<String>,
+    pub client_id: String,
+    /// `None`: everything is allowed.
+    acl: Option<Arc<Acl>>,
+}
+
+impl Principal {
+    pub fn may_publish(&self, topic: &TopicName) -> bool {
+        match &self.acl {
+            None => true,
+            Some(acl) => Acl::check(
+                &acl.publish,
+                self.username.as_deref(),
+                &self.client_id,
+                |f| f.matches(topic),
+            ),
+        }
+    }
+
+    /// A subscription is allowed when an ACL filter covers every topic it can match.
+    pub fn may_subscribe(&self, filter: &TopicFilter) -> bool {
+        match &self.acl {
+            None => true,
+            Some(acl) => Acl::check(
+                &acl.subscribe,
+                self.username.as_deref(),
+                &self.client_id,
+                |f| covers(f, filter),
+            ),
+        }
+    }
+}
+
+/// Whether every topic `inner` matches is also matched by `outer`.
+pub fn covers(outer: &TopicFilter, inner: &TopicFilter) -> bool {
+    let mut o = outer.as_str().split('/');
+    let mut i = inner.as_str().split('/');
+    loop {
+        match (o.next(), i.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(l)) if l != "#" => {}
+            (Some(a), Some(b)) if a == b && a != "+" && a != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+struct User {
+    hash: String,
+    acl: Arc<Acl>,
+}
+
+/// The node's users.
+pub struct Authenticator {
+    users: Option<HashMap<String, User>>,
+    allow_anonymous: bool,
+}
+
+impl Authenticator {
+    pub fn new(options: &AuthOptions) -> Result<Self, AuthError> {
+        let users = match &options.users {
+            None => None,
+            Some(specs) => {
+                let mut users = HashMap::new();
+                for u in specs {
+                    PasswordHash::new(&u.password_hash).map_err(|e| AuthError::BadHash {
+                        user: u.name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    for p in u.publish.iter().chain(&u.subscribe) {
+                        let probe = p.replace("%u", "u").replace("%c", "c");
+                        TopicFilter::new(&probe).map_err(|e| AuthError::BadPattern {
+                            user: u.name.clone(),
+                            pattern: p.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    }
+                    let acl = Arc::new(Acl {
+                        publish: u.publish.clone(),
+                        subscribe: u.subscribe.clone(),
+                    });
+                    if users
+                        .insert(
+                            u.name.clone(),
+                            User {
+                                hash: u.password_hash.clone(),
+                                acl,
+                            },
+                        )
+                        .is_some()
+                    {
+                        return Err(AuthError::Duplicate(u.name.clone()));
+                    }
+                }
+                Some(users)
+            }
+        };
+        Ok(Self {
+            users,
+            allow_anonymous: options.allow_anonymous,
+        })
+    }
+
+    /// Checks credentials. Blocking: Argon2 is deliberately slow, so call it
+    /// off the I/O threads.
+    pub fn authenticate(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        client_id: &str,
+    ) -> Result<Principal, Refusal> {
+        let principal = |username: Option<&str>, acl| Principal {
+            tenant: TenantId::default_tenant(),
+            username: username.map(str::to_owned),
+            client_id: client_id.to_owned(),
+            acl,
+        };
+        let Some(users) = &self.users else {
+            return Ok(principal(username, None));
+        };
+        match (username, password) {
+            (None, _) if self.allow_anonymous => {
+                let acl = users
+                    .get("anonymous")
+                    .map(|u| u.acl.clone())
+                    .unwrap_or_default();
+                Ok(principal(None, Some(acl)))
+            }
+            (None, _) => Err(Refusal::NotAuthorized),
+            (Some(name), Some(pw)) => {
+                let user = users.get(name).ok_or(Refusal::BadCredentials)?;
+                let hash = PasswordHash::new(&user.hash).map_err(|_| Refusal::BadCredentials)?;
+                Argon2::default()
+                    .verify_password(pw, &hash)
+                    .map_err(|_| Refusal::BadCredentials)?;
+                Ok(principal(Some(name), Some(user.acl.clone())))
+            }
+            (Some(_), None) => Err(Refusal::BadCredentials),
+        }
+    }
+}
+
+/// Hashes a password for the users file (Argon2id, random salt).
+pub fn hash_password(password: &[u8]) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password, &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    #[test]
+    fn covering_filters() {
+        assert!(covers(&f("a/#"), &f("a/b/+")));
+        assert!(covers(&f("a/#"), &f("a")));
+        assert!(covers(&f("a/+"), &f("a/b")));
+        assert!(covers(&f("a/+"), &f("a/+")));
+        assert!(!covers(&f("a/+"), &f("a/#")));
+        assert!(!covers(&f("a/b"), &f("a/+")));
+        assert!(!covers(&f("a/b"), &f("a/b/c")));
+        assert!(covers(&f("#"), &f("x/#")));
+    }
+
+    #[test]
+    fn users_passwords_and_acls() {
+        let alice = UserSpec {
+            name: "alice".into(),
+            password_hash: hash_password(b"wonderland"),
+            publish: vec!["sensors/%c/#".into()],
+            subscribe: vec!["alerts/+".into()],
+        };
+        let auth = Authenticator::new(&AuthOptions {
+            users: Some(vec![alice]),
+            allow_anonymous: false,
+        })
+        .unwrap();
+        assert_eq!(
+            auth.authenticate(Some("alice"), Some(b"wrong"), "c1")
+                .unwrap_err(),
+            Refusal::BadCredentials
+        );
+        assert_eq!(
+            auth.authenticate(Some("bob"), Some(b"x"), "c1")
+                .unwrap_err(),
+            Refusal::BadCredentials
+        );
+        assert_eq!(
+            auth.authenticate(None, None, "c1").unwrap_err(),
+            Refusal::NotAuthorized
+        );
+        let p = auth
+            .authenticate(Some("alice"), Some(b"wonderland"), "dev-1")
+            .unwrap();
+        assert!(p.may_publish(&TopicName::new("sensors/dev-1/temp").unwrap()));
+        assert!(
+            !p.may_publish(&TopicName::new("sensors/dev-2/temp").unwrap()),
+            "%c is the client's own id"
+        );
+        assert!(p.may_subscribe(&f("alerts/fire")));
+        assert!(
+            !p.may_subscribe(&f("alerts/#")),
+            "a wider filter than granted"
+        );
+    }
+
+    #[test]
+    fn bad_hashes_and_patterns_are_refused() {
+        let bad = UserSpec {
+            name: "x".into(),
+            password_hash: "plain".into(),
+            publish: vec![],
+            subscribe: vec![],
+        };
+        assert!(matches!(
+            Authenticator::new(&AuthOptions {
+                users: Some(vec![bad]),
+                allow_anonymous: false
+            }),
+            Err(AuthError::BadHash { .. })
+        ));
+        let bad = UserSpec {
+            name: "x".into(),
+            password_hash: hash_password(b"p"),
+            publish: vec!["a/#/b".into()],
+            subscribe: vec![],
+        };
+        assert!(matches!(
+            Authenticator::new(&AuthOptions {
+                users: Some(vec![bad]),
+                allow_anonymous: false
+            }),
+            Err(AuthError::BadPattern { .. })
+        ));
+    }
+}
