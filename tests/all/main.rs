@@ -14,4 +14,5 @@ mod invariants;
 mod mqtt;
 mod mqtt_auth;
 mod mqtt_client;
+mod mqtt_transports;
 mod retention;

@@ -132,6 +132,8 @@ pub struct Node {
     pub router: Arc<crate::mqtt::Router>,
     pub mqtt_stats: Arc<crate::mqtt::ListenerStats>,
     pub auth: Arc<crate::auth::Authenticator>,
+    /// Connections across every MQTT listener (`mqtt.connections_max`).
+    pub mqtt_permits: Arc<tokio::sync::Semaphore>,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
@@ -159,6 +161,7 @@ impl Node {
             metrics: Arc::new(NodeMetrics::default()),
             router: Arc::new(crate::mqtt::Router::new()),
             mqtt_stats: Arc::default(),
+            mqtt_permits: Arc::new(tokio::sync::Semaphore::new(options.mqtt.connections_max)),
             auth: Arc::new(crate::auth::Authenticator::new(&options.auth)?),
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),

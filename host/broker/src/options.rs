@@ -93,6 +93,27 @@ pub struct MqttOptions {
     pub session_queue_messages_max: usize,
     /// How often `$SYS/` statistics are published, in milliseconds (0 = never).
     pub sys_interval_ms: u64,
+    /// MQTT over TLS, when configured.
+    pub tls: Option<TlsOptions>,
+    /// MQTT over WebSocket (subprotocol `mqtt`), when configured.
+    pub ws_listen: Option<SocketAddr>,
+}
+
+/// A TLS listener: its address and its certificate chain and key, in PEM.
+#[derive(Clone)]
+pub struct TlsOptions {
+    pub listen: SocketAddr,
+    pub cert_chain_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a private key.
+        f.debug_struct("TlsOptions")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MqttOptions {
@@ -106,6 +127,8 @@ impl Default for MqttOptions {
             session_expiry_s_max: 7 * 86_400,
             session_queue_messages_max: 10_000,
             sys_interval_ms: 10_000,
+            tls: None,
+            ws_listen: None,
         }
     }
 }

@@ -29,23 +29,61 @@ pub struct Running {
 /// Binds, opens and starts serving. Returns once traffic is accepted and
 /// `ports.json` is written.
 pub async fn start(options: NodeOptions) -> anyhow::Result<Running> {
-    let http = TcpListener::bind(options.http_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", options.http_listen))?;
-    let mqtt = TcpListener::bind(options.mqtt_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for MQTT on {}: {e}", options.mqtt_listen))?;
+    let bind = |what: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
+    };
+    let http = bind("HTTP", options.http_listen).await?;
+    let mqtt = bind("MQTT", options.mqtt_listen).await?;
+    let mqtt_tls = match &options.mqtt.tls {
+        Some(t) => Some((
+            bind("MQTT over TLS", t.listen).await?,
+            crate::mqtt::tls_acceptor(&t.cert_chain_pem, &t.key_pem)?,
+        )),
+        None => None,
+    };
+    let mqtt_ws = match options.mqtt.ws_listen {
+        Some(a) => Some(bind("MQTT over WebSocket", a).await?),
+        None => None,
+    };
     let node = Node::open(options.clone()).await?;
+    let mut ports: BTreeMap<&str, String> = BTreeMap::new();
     let http_addr = http.local_addr()?;
     let mqtt_addr = mqtt.local_addr()?;
+    ports.insert("http", http_addr.to_string());
+    ports.insert("mqtt", mqtt_addr.to_string());
     let (stop, stopped) = watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(serve_http(node.clone(), http, stopped.clone())),
-        tokio::spawn(crate::mqtt::serve(node.clone(), mqtt, stopped.clone())),
-        tokio::spawn(run_retention(node.clone(), stopped)),
+        tokio::spawn(crate::mqtt::serve(
+            node.clone(),
+            mqtt,
+            crate::mqtt::Transport::Tcp,
+            stopped.clone(),
+        )),
+        tokio::spawn(run_retention(node.clone(), stopped.clone())),
     ];
-    write_ports(&options, http_addr, mqtt_addr)?;
-    tracing::info!(%http_addr, %mqtt_addr, data_dir = %options.data_dir.display(), "sluice node accepting traffic");
+    if let Some((listener, acceptor)) = mqtt_tls {
+        ports.insert("mqtt_tls", listener.local_addr()?.to_string());
+        tasks.push(tokio::spawn(crate::mqtt::serve(
+            node.clone(),
+            listener,
+            crate::mqtt::Transport::Tls(acceptor),
+            stopped.clone(),
+        )));
+    }
+    if let Some(listener) = mqtt_ws {
+        ports.insert("mqtt_ws", listener.local_addr()?.to_string());
+        tasks.push(tokio::spawn(crate::mqtt::serve(
+            node.clone(),
+            listener,
+            crate::mqtt::Transport::WebSocket,
+            stopped.clone(),
+        )));
+    }
+    write_ports(&options, &ports)?;
+    tracing::info!(?ports, data_dir = %options.data_dir.display(), "sluice node accepting traffic");
     Ok(Running {
         node,
         http_addr,
@@ -71,11 +109,9 @@ impl Running {
 
 /// Writes the bound addresses atomically (temp file + rename), so a reader
 /// never sees half a file.
-fn write_ports(options: &NodeOptions, http: SocketAddr, mqtt: SocketAddr) -> anyhow::Result<()> {
-    let ports: BTreeMap<&str, String> =
-        [("http", http.to_string()), ("mqtt", mqtt.to_string())].into();
+fn write_ports(options: &NodeOptions, ports: &BTreeMap<&str, String>) -> anyhow::Result<()> {
     let tmp = options.data_dir.join("ports.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&ports)?)?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(ports)?)?;
     std::fs::rename(&tmp, options.data_dir.join("ports.json"))?;
     Ok(())
 }

@@ -69,6 +69,21 @@ pub struct MqttSection {
     pub session_queue_messages_max: Option<usize>,
     /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
     pub sys_interval: Option<Duration>,
+    /// MQTT over WebSocket (subprotocol `mqtt`), e.g. `"127.0.0.1:8083"`.
+    pub ws_listen: Option<SocketAddr>,
+    /// MQTT over TLS.
+    pub tls: Option<TlsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// e.g. `"127.0.0.1:8883"`.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, relative to the config file.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1), relative to the config file.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,7 +243,22 @@ impl ConfigFile {
             None => None,
         };
         let allow_anonymous = self.auth.allow_anonymous.unwrap_or(users.is_none());
+        let tls = match &self.mqtt.tls {
+            Some(t) => {
+                let read = |p: &Path| {
+                    std::fs::read(base.join(p))
+                        .map_err(|e| ConfigError(format!("{}: {e}", base.join(p).display())))
+                };
+                Some(sluice_broker::options::TlsOptions {
+                    listen: t.listen,
+                    cert_chain_pem: read(&t.cert)?,
+                    key_pem: read(&t.key)?,
+                })
+            }
+            None => None,
+        };
         let mut o = self.into_options();
+        o.mqtt.tls = tls;
         o.auth = sluice_broker::auth::AuthOptions {
             users,
             allow_anonymous,
@@ -282,6 +312,7 @@ impl ConfigFile {
         if let Some(d) = m.sys_interval {
             o.mqtt.sys_interval_ms = d.0;
         }
+        o.mqtt.ws_listen = m.ws_listen;
         if let Some(n) = self.limits.streams_max {
             o.limits.streams_max = n;
         }

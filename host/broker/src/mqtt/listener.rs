@@ -10,7 +10,7 @@ use bytes::Bytes;
 use sluice_core::{Message, TopicName};
 use sluice_mqtt::QoS;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::node::Node;
 
@@ -24,12 +24,69 @@ pub struct ListenerStats {
     pub publishes_in: AtomicU64,
 }
 
+/// How bytes reach MQTT on a listener.
+#[derive(Clone)]
+pub enum Transport {
+    Tcp,
+    Tls(tokio_rustls::TlsAcceptor),
+    /// WebSocket with the `mqtt` subprotocol (MQTT 5 §6), binary frames.
+    WebSocket,
+}
+
+impl Transport {
+    fn name(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls(_) => "tls",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// How long a client may take over the TLS or WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes buffered between a WebSocket and its MQTT task, each way.
+const WS_PIPE_BYTES: usize = 64 * 1024;
+
+/// Builds the TLS acceptor from PEM; errors name what is wrong.
+pub fn tls_acceptor(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("TLS certificate: {e}"))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "TLS certificate file holds no certificate"
+    );
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| anyhow::anyhow!("TLS key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("TLS certificate and key do not fit together: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Accepts MQTT connections until `stopped` flips.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    transport: Transport,
+    mut stopped: watch::Receiver<bool>,
+) {
     let stats = node.mqtt_stats.clone();
-    let permits = Arc::new(Semaphore::new(node.options.mqtt.connections_max));
-    let started = Instant::now();
-    tokio::spawn(housekeeping(node.clone(), started, stopped.clone()));
+    // One limit across every MQTT listener of the node.
+    let permits = node.mqtt_permits.clone();
+    if matches!(transport, Transport::Tcp) {
+        tokio::spawn(housekeeping(node.clone(), Instant::now(), stopped.clone()));
+    }
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -39,7 +96,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stopped: watch::R
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "mqtt accept failed");
+                    tracing::warn!(error = %e, transport = transport.name(), "mqtt accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -47,13 +104,105 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stopped: watch::R
             _ = stopped.changed() => break,
         };
         let _ = socket.set_nodelay(true);
-        let task = super::task::Task::new(node.clone(), stats.clone(), socket);
+        let (node, stats, transport) = (node.clone(), stats.clone(), transport.clone());
         tokio::spawn(async move {
-            task.run().await;
+            match transport {
+                Transport::Tcp => super::task::Task::new(node, stats, socket).run().await,
+                Transport::Tls(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                        Ok(Ok(tls)) => super::task::Task::new(node, stats, tls).run().await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+                Transport::WebSocket => serve_websocket(node, stats, socket).await,
+            }
             drop(permit);
         });
     }
     node.router.shutdown_all();
+}
+
+/// Upgrades to WebSocket (insisting on the `mqtt` subprotocol when the
+/// client offers any) and pipes binary frames to and from an MQTT task.
+async fn serve_websocket(
+    node: Arc<Node>,
+    stats: Arc<ListenerStats>,
+    socket: tokio::net::TcpStream,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+
+    // The signature is tungstenite's callback type; its error is a whole HTTP response.
+    #[allow(clippy::result_large_err)]
+    let pick_mqtt = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if offered.split(',').any(|p| p.trim() == "mqtt") {
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
+            Ok(resp)
+        } else {
+            let mut refusal = ErrorResponse::new(Some(
+                "this endpoint speaks the `mqtt` WebSocket subprotocol".into(),
+            ));
+            *refusal.status_mut() = StatusCode::BAD_REQUEST;
+            Err(refusal)
+        }
+    };
+    let ws = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_tungstenite::accept_hdr_async(socket, pick_mqtt),
+    )
+    .await
+    {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => return tracing::debug!(error = %e, "WebSocket handshake failed"),
+        Err(_) => return tracing::debug!("WebSocket handshake timed out"),
+    };
+    let (mqtt_side, pipe_side) = tokio::io::duplex(WS_PIPE_BYTES);
+    let task = tokio::spawn(super::task::Task::new(node, stats, mqtt_side).run());
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut pipe_rx, mut pipe_tx) = tokio::io::split(pipe_side);
+    let inbound = async {
+        while let Some(Ok(frame)) = ws_rx.next().await {
+            match frame {
+                Ws::Binary(b) if pipe_tx.write_all(&b).await.is_err() => break,
+                Ws::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = pipe_tx.shutdown().await;
+    };
+    let outbound = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx
+                        .send(Ws::Binary(buf[..n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    tokio::select! {
+        _ = inbound => {}
+        _ = outbound => {}
+    }
+    let _ = task.await;
 }
 
 /// `$SYS/` statistics (retained, like Mosquitto's) and session expiry.

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use sluice_core::{Message, TopicName};
 use sluice_mqtt::QoS;
 
-pub use listener::{ListenerStats, serve};
+pub use listener::{ListenerStats, Transport, serve, tls_acceptor};
 pub use router::{Retained, Router, RouterStats, SubOptions, ToConnection};
 
 /// Encodes a retained message for the metadata store:
