@@ -7,8 +7,13 @@
 //! - `http-publish`: N connections publish to a node's HTTP API (closed loop,
 //!   one request in flight per connection), then read the stream back and
 //!   check that every acknowledged payload is stored, in order per connection.
+//! - `mqtt`: publishers and subscribers against any MQTT broker, with loss,
+//!   reordering and latency counted per subscriber (see `mqtt.rs`).
+//! - `mqtt-idle`: holds many idle connections, to measure memory per connection.
 //! - `fsync-baseline`: the peer for durable appends — a raw `write` +
 //!   `fdatasync` loop on one file, the cost of acknowledging without group commit.
+
+mod mqtt;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -44,6 +49,34 @@ enum Mode {
         #[arg(long, default_value_t = 60)]
         time_limit_s: u64,
     },
+    Mqtt {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        #[arg(long, default_value_t = 64)]
+        payload_bytes: usize,
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        #[arg(long, default_value_t = 1)]
+        subscribers: usize,
+        /// Messages per publisher.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// QoS 1 publishes in flight per publisher.
+        #[arg(long, default_value_t = 64)]
+        inflight: usize,
+        #[arg(long, default_value_t = 60)]
+        time_limit_s: u64,
+    },
+    MqttIdle {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        hold_s: u64,
+    },
     FsyncBaseline {
         #[arg(long, default_value_t = 2_000)]
         count: usize,
@@ -76,6 +109,49 @@ fn main() -> anyhow::Result<()> {
             payload_bytes,
             Duration::from_secs(time_limit_s),
         ),
+        Mode::Mqtt {
+            addr,
+            qos,
+            payload_bytes,
+            publishers,
+            subscribers,
+            count,
+            inflight,
+            time_limit_s,
+        } => {
+            let load = mqtt::Load {
+                addr,
+                qos: sluice_mqtt::QoS::from_u8(qos.min(1)).expect("0 or 1"),
+                payload_bytes,
+                publishers,
+                subscribers,
+                count,
+                inflight: inflight.max(1),
+                time_limit: Duration::from_secs(time_limit_s),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = rt.block_on(mqtt::run(load))?;
+            println!("{out}");
+            anyhow::ensure!(
+                out["lost"] == 0 && out["reordered"] == 0,
+                "the broker lost or reordered messages"
+            );
+            Ok(())
+        }
+        Mode::MqttIdle {
+            addr,
+            connections,
+            hold_s,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = rt.block_on(mqtt::idle(addr, connections, Duration::from_secs(hold_s)))?;
+            println!("{out}");
+            Ok(())
+        }
         Mode::FsyncBaseline {
             count,
             write_bytes,
@@ -261,7 +337,7 @@ fn fsync_baseline(
 
 /// This process's user + system CPU seconds so far (Linux), so a run can be
 /// flagged when the load generator, not the broker, was the limit.
-fn own_cpu_seconds() -> f64 {
+pub(crate) fn own_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);

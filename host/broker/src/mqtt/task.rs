@@ -78,6 +78,7 @@ pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
         keep_alive_s_max: o.keep_alive_s_max,
         session_expiry_s_max: o.session_expiry_s_max,
         pending_messages_max: o.session_queue_messages_max,
+        qos0_queue_messages_max: o.session_queue_messages_max,
         ..ConnectionConfig::default()
     }
 }
