@@ -15,4 +15,5 @@ mod mqtt;
 mod mqtt_auth;
 mod mqtt_client;
 mod mqtt_transports;
+mod paho;
 mod retention;

@@ -30,6 +30,8 @@ use crate::options::MqttOptions;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Mailbox commands handled per wake-up before the socket is written.
+const MAILBOX_BATCH_MAX: usize = 256;
 /// How long a takeover waits for the old connection to hand its session over.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
@@ -146,7 +148,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                     self.conn.publish_done(id, qos, reason);
                 }
                 // The task holds a sender itself, so the mailbox never closes.
-                Wake::Command(cmd) => self.command(cmd.expect("mailbox open")),
+                Wake::Command(cmd) => {
+                    self.command(cmd.expect("mailbox open"));
+                    // Take what else is waiting before writing, so a burst of
+                    // deliveries costs one write, not one per message.
+                    for _ in 0..MAILBOX_BATCH_MAX {
+                        match self.mailbox.try_recv() {
+                            Ok(cmd) => self.command(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Wake::Timeout => self.conn.handle_timeout(Instant::now()),
             }
         }
