@@ -34,3 +34,12 @@ pub use handler::{HandlerStats, LoadedHandler};
 pub use host::pseudonymize;
 pub use message::{Message, Output};
 pub use runtime::{CompileSource, Runtime};
+
+// The broker shares one runtime between threads and moves each handler to
+// the worker thread that drives it; keep both true.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<LoadedHandler>();
+    assert_send_sync::<Runtime>();
+};
