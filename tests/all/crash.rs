@@ -22,11 +22,7 @@ const TIME_BUDGET: Duration = Duration::from_secs(60);
 type Acked = Arc<Mutex<HashMap<(u32, u64), Vec<u8>>>>;
 
 fn publisher(url: String, client: usize, iteration: usize, acked: Acked, stop: Arc<AtomicBool>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::agent();
     let mut rng = rand::rng();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {

@@ -72,10 +72,7 @@ fn concurrent_duplicates_agree_on_one_offset() {
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = crate::support::agent();
                 let r = agent
                     .post(format!("{url}/v1/topics/d/x"))
                     .header("sluice-msg-id", "same")

@@ -65,10 +65,7 @@ fn a_fetch_long_polls_until_a_message_arrives() {
     let url = node.url.clone();
     let publisher = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = crate::support::agent();
         agent
             .post(format!("{url}/v1/topics/g/late"))
             .send("late")

@@ -357,10 +357,7 @@ fn a_full_stream_queue_answers_429_with_retry_after_and_loses_nothing_accepted()
         .map(|w| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = crate::support::agent();
                 let mut accepted = Vec::new();
                 let mut refused = Vec::new();
                 for i in 0..20 {

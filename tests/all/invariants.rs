@@ -92,3 +92,50 @@ fn host_triple() -> String {
         .expect("host line")
         .to_owned()
 }
+
+/// Every Rust file opens with a `//!` paragraph saying why it exists
+/// (rust-analyzer checks the same in its `tidy.rs`).
+#[test]
+fn every_rust_file_says_why_it_exists() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let mut missing = Vec::new();
+    let mut todo: Vec<std::path::PathBuf> =
+        ["host", "tests", "bench", "sdk", "guest-examples", "fuzz"]
+            .iter()
+            .map(|d| root.join(d))
+            .collect();
+    let mut checked = 0;
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && !name.to_string_lossy().starts_with('.') {
+                    todo.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                checked += 1;
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if !text.starts_with("//!") {
+                    missing.push(
+                        path.strip_prefix(root)
+                            .unwrap_or(&path)
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 50,
+        "found only {checked} Rust files; is the walk right?"
+    );
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` opening paragraph: {missing:?}"
+    );
+}

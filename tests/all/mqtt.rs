@@ -513,3 +513,47 @@ fn a_clean_start_discards_the_stored_session() {
         "the new (empty) persistent session is stored"
     );
 }
+
+#[test]
+fn absurdly_deep_filters_and_topics_are_refused_not_followed() {
+    let node = TestNode::start();
+    let mut c = Client::simple(node.mqtt, Version::V5, "deep");
+    let deep = "/".repeat(65_000);
+    assert_eq!(
+        c.subscribe(&deep, QoS::AtMostOnce),
+        vec![ReasonCode::TOPIC_FILTER_INVALID]
+    );
+    c.publish(&format!("a{deep}"), b"x", QoS::AtMostOnce);
+    match c.recv() {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, ReasonCode::TOPIC_NAME_INVALID),
+        other => panic!("expected DISCONNECT 0x90, got {other:?}"),
+    }
+    let mut ok = Client::simple(node.mqtt, Version::V5, "after");
+    assert_eq!(
+        ok.subscribe("a/b", QoS::AtMostOnce),
+        vec![ReasonCode::GRANTED_QOS_0]
+    );
+}
+
+#[test]
+fn an_http_publish_to_an_offline_persistent_session_survives_kill_9() {
+    let mut node = TestNode::start();
+    let mut connect = connect_packet(Version::V5, "offline-reader");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    let (mut c, _) = Client::connect(node.mqtt, connect.clone());
+    c.subscribe("h/#", QoS::AtLeastOnce);
+    c.send(&Packet::Disconnect(Default::default()));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    node.publish("h/1", b"via http", &[]);
+    node.kill9();
+    node.restart();
+    let (mut c, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present);
+    assert_eq!(
+        &c.expect_publish().payload[..],
+        b"via http",
+        "an acknowledged HTTP publish is held for the session"
+    );
+}

@@ -237,35 +237,39 @@ fn anonymous_clients_are_refused_unless_allowed() {
 
 #[test]
 fn a_bad_users_file_stops_start_up_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sluice.toml"),
-        "[auth]\nusers_file = \"users.toml\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("users.toml"),
-        "[[users]]\nname = \"x\"\npasword_hash = \"h\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--mqtt-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(dir.path().join("sluice.toml"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::support::serve_failing(
+        "sluice.toml",
+        &[
+            ("sluice.toml", "[auth]\nusers_file = \"users.toml\"\n"),
+            (
+                "users.toml",
+                "[[users]]\nname = \"x\"\npasword_hash = \"h\"\n",
+            ),
+        ],
+    );
     assert!(
         err.contains("users.toml:3:") && err.contains("unknown field"),
         "{err}"
     );
+}
+
+#[test]
+fn a_will_outside_the_acl_refuses_the_connect() {
+    let node = node_with_users();
+    let mut c = connect_packet(Version::V5, "dev-1");
+    c.username = Some("alice".into());
+    c.password = Some(Bytes::from_static(b"wonderland"));
+    c.will = Some(crate::mqtt_client::will("alerts/fire", b"forged"));
+    let (_, ack) = Client::connect(node.mqtt, c);
+    assert_eq!(
+        ack.reason,
+        ReasonCode::NOT_AUTHORIZED,
+        "a will is a publish and obeys the ACL"
+    );
+    let mut c = connect_packet(Version::V5, "dev-1");
+    c.username = Some("alice".into());
+    c.password = Some(Bytes::from_static(b"wonderland"));
+    c.will = Some(crate::mqtt_client::will("sensors/dev-1/status", b"offline"));
+    let (_, ack) = Client::connect(node.mqtt, c);
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
 }

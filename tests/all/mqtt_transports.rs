@@ -121,30 +121,17 @@ fn mqtt_over_tls_with_a_verified_certificate() {
 
 #[test]
 fn a_bad_certificate_stops_start_up_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sluice.toml"),
-        "[mqtt.tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
-    std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
-    let out = Command::new(crate::support::BIN)
-        .args([
-            "serve",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--mqtt-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(dir.path().join("sluice.toml"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::support::serve_failing(
+        "sluice.toml",
+        &[
+            (
+                "sluice.toml",
+                "[mqtt.tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+            ),
+            ("cert.pem", "not a certificate"),
+            ("key.pem", "not a key"),
+        ],
+    );
     assert!(err.contains("TLS"), "{err}");
 }
 

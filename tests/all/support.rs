@@ -44,11 +44,7 @@ impl TestNode {
             std::fs::write(&path, text).expect("write config");
             path
         });
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = agent();
         let mut node = TestNode {
             dir,
             config,
@@ -189,6 +185,40 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// An HTTP client that hands back 4xx/5xx responses instead of errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Runs `sluice serve --config CONFIG` in a fresh directory holding `files`
+/// (name, text), insists that start-up fails, and returns what it printed.
+pub fn serve_failing(config: &str, files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write file");
+    }
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(dir.path().join(config))
+        .output()
+        .expect("run sluice");
+    assert!(!out.status.success(), "start-up should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn into_json(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {

@@ -205,13 +205,13 @@ async fn publish(
     // Durable capture first (refused whole on back-pressure), then live
     // delivery to MQTT subscribers at QoS 1, then the wait for durability.
     let pending = node.begin_publish(tenant, &msg)?;
-    if retain {
-        node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce)
-            .await?;
-    }
-    node.router
-        .route(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
+    let retained = retain.then(|| node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce));
+    let (_, held) = node.route_live(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
     let appends = pending.wait().await?;
+    if let Some(r) = retained {
+        r.await?;
+    }
+    held.await?;
     let duplicate = !appends.is_empty() && appends.iter().all(|a| a.duplicate);
     Ok(json(
         StatusCode::OK,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
@@ -150,6 +151,31 @@ impl Meta {
         rx.await.map_err(|_| MetaError::Closed)?
     }
 
+    /// Queues `writes` now, in the caller's order relative to its other
+    /// enqueues, and returns a future that resolves once they are durable.
+    /// Use it where the order of writes matters and the caller must not
+    /// wait to queue (a connection task routing a publish).
+    pub fn enqueue(
+        &self,
+        writes: Vec<MetaWrite>,
+    ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        // The queue holds META_QUEUE_MAX requests; past that the request is
+        // sent when first polled, which keeps it durable but not ordered.
+        let late = match self.tx.try_send(Request { writes, reply }) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(r)) => Some((self.tx.clone(), r)),
+            Err(mpsc::error::TrySendError::Closed(_)) => return futures_closed().left_future(),
+        };
+        async move {
+            if let Some((tx, r)) = late {
+                tx.send(r).await.map_err(|_| MetaError::Closed)?;
+            }
+            rx.await.map_err(|_| MetaError::Closed)?
+        }
+        .right_future()
+    }
+
     /// Every stored stream definition, by `tenant/stream` key.
     pub fn streams(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         self.all(STREAMS)
@@ -208,6 +234,10 @@ impl Meta {
         }
         Ok(out)
     }
+}
+
+fn futures_closed() -> std::future::Ready<Result<(), MetaError>> {
+    std::future::ready(Err(MetaError::Closed))
 }
 
 fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Request>) {

@@ -415,16 +415,30 @@ impl Node {
         usize,
         impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
     ) {
-        let routed = self.router.route(msg, qos, retain, publisher);
-        let writes: Vec<MetaWrite> = routed
-            .held
-            .into_iter()
-            .map(|(client, seq, value)| MetaWrite::PutQueued { client, seq, value })
-            .collect();
-        let meta = self.meta.clone();
+        let meta = &self.meta;
+        let routed = self
+            .router
+            .route(msg, qos, retain, publisher, |held, dropped| {
+                let writes: Vec<MetaWrite> = held
+                    .iter()
+                    .map(|(client, seq, value)| MetaWrite::PutQueued {
+                        client: client.clone(),
+                        seq: *seq,
+                        value: value.clone(),
+                    })
+                    .chain(dropped.iter().map(|(client, seq)| MetaWrite::DeleteQueued {
+                        client: client.clone(),
+                        seq: *seq,
+                    }))
+                    .collect();
+                // Queued now, under the router's lock, so no acknowledgement's
+                // delete can overtake it; awaited by whoever acknowledges the publisher.
+                (!writes.is_empty()).then(|| meta.enqueue(writes))
+            });
+        let stored = routed.stored;
         let store = async move {
-            if !writes.is_empty() {
-                meta.apply(writes).await?;
+            if let Some(s) = stored {
+                s.await?;
             }
             Ok(())
         };
@@ -484,13 +498,14 @@ impl Node {
     }
 
     /// Stores (or, with an empty payload, clears) the retained message of
-    /// `msg`'s topic, durably, and makes it current for new subscribers.
-    pub async fn retain(
+    /// `msg`'s topic: current for new subscribers at once, durable when the
+    /// returned future resolves.
+    pub fn retain(
         &self,
         tenant: &TenantId,
         msg: &Message,
         qos: sluice_mqtt::QoS,
-    ) -> Result<(), NodeError> {
+    ) -> impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static {
         let key = format!("{tenant}/{}", msg.topic);
         let write = if msg.payload.is_empty() {
             MetaWrite::DeleteRetained { key }
@@ -500,9 +515,11 @@ impl Node {
                 value: crate::mqtt::retained_value(msg, qos),
             }
         };
-        self.meta.apply(vec![write]).await?;
+        // Memory and disk both take retained messages in arrival order: the
+        // router now, the store's queue now (the caller awaits durability).
         self.router.retain(msg, qos);
-        Ok(())
+        let queued = self.meta.enqueue(vec![write]);
+        async move { queued.await.map_err(NodeError::from) }
     }
 
     /// Committed offsets of `group`, with a partition's log start where the

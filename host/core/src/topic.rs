@@ -7,6 +7,10 @@ use std::fmt;
 
 /// MQTT caps topics at 65,535 bytes (a two-byte length prefix).
 pub const TOPIC_BYTES_MAX: usize = 65_535;
+/// Levels a topic or filter may have. MQTT sets no limit, but every walk over
+/// levels must be bounded (a filter of 65,535 slashes is 65,536 levels);
+/// Mosquitto also refuses deep topics.
+pub const TOPIC_LEVELS_MAX: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
@@ -16,6 +20,8 @@ pub enum TopicError {
     TooLong(usize),
     #[error("topic contains a NUL character")]
     Nul,
+    #[error("topic has more than {TOPIC_LEVELS_MAX} levels")]
+    TooManyLevels,
     #[error("topic name {0:?} contains a wildcard ('+' or '#'); wildcards belong in filters")]
     WildcardInName(String),
     #[error("filter {0:?}: '#' must be the last level and stand alone in it")]
@@ -33,6 +39,9 @@ fn check_common(s: &str) -> Result<(), TopicError> {
     }
     if s.contains('\0') {
         return Err(TopicError::Nul);
+    }
+    if s.bytes().filter(|b| *b == b'/').count() >= TOPIC_LEVELS_MAX {
+        return Err(TopicError::TooManyLevels);
     }
     Ok(())
 }
@@ -162,5 +171,11 @@ mod tests {
             assert!(TopicName::new(bad).is_err(), "{bad:?}");
         }
         assert!(TopicName::new(&"a".repeat(TOPIC_BYTES_MAX + 1)).is_err());
+        assert!(
+            TopicFilter::new(&"/".repeat(65_535)).is_err(),
+            "deep filters are refused"
+        );
+        assert!(TopicName::new(&"a/".repeat(TOPIC_LEVELS_MAX - 1)).is_ok());
+        assert!(TopicName::new(&"a/".repeat(TOPIC_LEVELS_MAX)).is_err());
     }
 }

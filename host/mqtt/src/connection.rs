@@ -867,13 +867,17 @@ impl Connection {
             })
             .or(properties.message_expiry_interval_s);
         let mut topic = d.topic.clone();
+        // A new alias is only remembered once the packet that announces it is
+        // actually written; a dropped packet must not leave the client an
+        // alias it never learned.
+        let mut new_alias = None;
         if self.version == Version::V5 && self.client_alias_maximum > 0 {
             if let Some(alias) = self.outbound_aliases.get(&d.topic) {
                 properties.topic_alias = Some(*alias);
                 topic.clear();
             } else if self.outbound_aliases.len() < usize::from(self.client_alias_maximum) {
                 let alias = self.outbound_aliases.len() as u16 + 1;
-                self.outbound_aliases.insert(d.topic.clone(), alias);
+                new_alias = Some(alias);
                 properties.topic_alias = Some(alias);
             }
         }
@@ -895,6 +899,9 @@ impl Connection {
             Ok(()) => {
                 self.stats.packets_out += 1;
                 self.stats.publishes_out += 1;
+                if let Some(alias) = new_alias {
+                    self.outbound_aliases.insert(d.topic.clone(), alias);
+                }
                 true
             }
             Err(EncodeError::PacketTooLarge { .. }) => {

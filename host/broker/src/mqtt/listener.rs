@@ -202,6 +202,10 @@ async fn serve_websocket(
         _ = inbound => {}
         _ = outbound => {}
     }
+    // Whichever side ended, close the pipe both ways so the MQTT task sees
+    // end of file (and a blocked write fails) instead of waiting forever.
+    drop(pipe_tx);
+    drop(pipe_rx);
     let _ = task.await;
 }
 
@@ -216,7 +220,16 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
             _ = interval.tick() => {}
             _ = stopped.changed() => return,
         }
-        node.router.expire_sessions(Instant::now());
+        let expired = node.router.expire_sessions(Instant::now());
+        if !expired.is_empty() {
+            let writes = expired
+                .into_iter()
+                .map(|client| crate::meta::MetaWrite::DeleteSession { client })
+                .collect();
+            if let Err(e) = node.meta.apply(writes).await {
+                tracing::error!(error = %e, "could not drop expired MQTT sessions from the store");
+            }
+        }
         if every == 0 {
             continue;
         }
@@ -257,7 +270,8 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
                 mqtt: Default::default(),
             };
             node.router.retain(&msg, QoS::AtMostOnce);
-            node.router.route(&msg, QoS::AtMostOnce, true, None);
+            node.router
+                .route(&msg, QoS::AtMostOnce, true, None, |_, _| ());
         }
     }
 }

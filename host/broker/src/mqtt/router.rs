@@ -87,7 +87,7 @@ struct State {
     trie: FilterTrie<SubKey, SubOptions>,
     retained: BTreeMap<String, Retained>,
     /// Round-robin position per shared group.
-    share_cursor: HashMap<(String, String), usize>,
+    share_cursor: HashMap<String, usize>,
     next_connection: u64,
 }
 
@@ -108,12 +108,13 @@ pub struct Attached {
 }
 
 /// The outcome of routing one message.
-#[derive(Debug, Default)]
-pub struct Routed {
+#[derive(Debug)]
+pub struct Routed<F> {
     pub subscribers: usize,
-    /// Copies handed to persistent sessions at QoS 1/2, to be stored before
-    /// the publisher is acknowledged: (client id, store id, encoded message).
-    pub held: Vec<(String, u64, Vec<u8>)>,
+    /// What `before_send` returned for the copies held for persistent
+    /// sessions (client id, store id, encoded message) and the stored copies
+    /// an offline queue dropped (client id, store id).
+    pub stored: F,
 }
 
 impl Default for Router {
@@ -201,26 +202,27 @@ impl Router {
         connection: u64,
         state: SessionState,
         expiry_s: u32,
-    ) {
+    ) -> bool {
         let mut st = self.lock();
         let Some(s) = st.sessions.get_mut(client_id) else {
-            return;
+            return false;
         };
         if s.connection != connection {
-            return; // replaced by a newer connection, which owns the session now
+            return false; // replaced by a newer connection, which owns the session now
         }
         if expiry_s == 0 {
             remove_session(&mut st, client_id);
-            return;
+            return true;
         }
         s.mailbox = None;
         s.expiry_s = expiry_s;
         s.offline = Some(state);
         s.offline_since = Some(Instant::now());
+        true
     }
 
     /// Drops persistent sessions whose expiry passed while offline.
-    pub fn expire_sessions(&self, now: Instant) -> usize {
+    pub fn expire_sessions(&self, now: Instant) -> Vec<String> {
         let mut st = self.lock();
         let expired: Vec<String> = st
             .sessions
@@ -235,7 +237,7 @@ impl Router {
         for c in &expired {
             remove_session(&mut st, c);
         }
-        expired.len()
+        expired
     }
 
     /// Whether a client with this id is connected right now.
@@ -365,13 +367,14 @@ impl Router {
     /// Hands `message` to every matching subscription: one copy per client at
     /// the highest matching QoS with all matching subscription ids (v5
     /// §3.3.4), and to one member per shared group.
-    pub fn route(
+    pub fn route<F>(
         &self,
         message: &Message,
         qos: QoS,
         retain: bool,
         publisher: Option<&str>,
-    ) -> Routed {
+        before_send: impl FnOnce(&[(String, u64, Vec<u8>)], &[(String, u64)]) -> F,
+    ) -> Routed<F> {
         let now = Instant::now();
         self.stats.messages_routed.fetch_add(1, Relaxed);
         let mut st = self.lock();
@@ -423,10 +426,9 @@ impl Router {
             } else {
                 online
             };
-            let cursor = st
-                .share_cursor
-                .entry((group, message.topic.as_str().to_owned()))
-                .or_insert(0);
+            // One cursor per group: keyed by topic it would grow with every
+            // topic ever published under a shared filter.
+            let cursor = st.share_cursor.entry(group).or_insert(0);
             let pick = pool[*cursor % pool.len()];
             *cursor = cursor.wrapping_add(1);
             let (client, opts) = members.swap_remove(pick);
@@ -436,6 +438,8 @@ impl Router {
         let subscribers = targets.len();
         let now_ms = crate::stream::now_ms();
         let mut held = Vec::new();
+        let mut dropped = Vec::new();
+        let mut sends = Vec::with_capacity(targets.len());
         for (client, opts, ids) in targets {
             let Some(mut delivery) = shape(message, qos, retain, &opts, ids, now) else {
                 continue;
@@ -454,23 +458,36 @@ impl Router {
             }
             self.stats.deliveries.fetch_add(1, Relaxed);
             if let Some(tx) = &session.mailbox {
-                if tx.try_send(ToConnection::Deliver(delivery)).is_err() {
-                    self.stats.dropped_queue_full.fetch_add(1, Relaxed);
-                }
+                sends.push((tx.clone(), delivery));
                 continue;
             }
             match &mut session.offline {
                 Some(state) if delivery.qos != QoS::AtMostOnce => {
-                    if state.pending.len() >= OFFLINE_QUEUE_MESSAGES_MAX {
-                        state.pending.pop_front();
+                    if state.pending.len() >= OFFLINE_QUEUE_MESSAGES_MAX
+                        && let Some(old) = state.pending.pop_front()
+                    {
                         self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                        if let Some(id) = old.store_id {
+                            dropped.push((client.clone(), id));
+                        }
                     }
                     state.pending.push_back(delivery);
                 }
                 _ => {}
             }
         }
-        Routed { subscribers, held }
+        // Stored copies are queued for the store before any subscriber can
+        // see (and acknowledge, and so delete) them.
+        let stored = before_send(&held, &dropped);
+        for (tx, delivery) in sends {
+            if tx.try_send(ToConnection::Deliver(delivery)).is_err() {
+                self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+            }
+        }
+        Routed {
+            subscribers,
+            stored,
+        }
     }
 
     /// The stored form of a persistent session, or `None` if it is not one.

@@ -162,6 +162,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 Wake::Timeout => self.conn.handle_timeout(Instant::now()),
             }
         }
+        // Publishes not yet acknowledged still owe their side effects
+        // (durable appends, stored copies, retained writes): let them finish.
+        for (_, _, ack) in self.acks.drain(..) {
+            tokio::spawn(ack);
+        }
         let _ = self.flush().await;
         let _ = self.socket.shutdown().await;
     }
@@ -248,6 +253,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             Err(_) => return self.conn.reject(ReasonCode::SERVER_UNAVAILABLE),
         };
         self.tenant = principal.tenant.clone();
+        if let Some(w) = &c.will {
+            // A will is a publish like any other: the same ACL and `$` rule.
+            let allowed =
+                super::topic(&w.topic).is_some_and(|t| !t.is_system() && principal.may_publish(&t));
+            if !allowed {
+                self.stats.connections_refused.fetch_add(1, Relaxed);
+                return self.conn.reject(ReasonCode::NOT_AUTHORIZED);
+            }
+        }
         let expiry_s = match c.version {
             Version::V5 => c
                 .properties
@@ -263,7 +277,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 .connect(&client_id, c.clean_start, expiry_s, self.mailbox_tx.clone());
         if let Some(previous) = attached.previous.take() {
             let (tx, rx) = oneshot::channel();
-            if previous.send(ToConnection::TakeOver(tx)).await.is_ok()
+            // Both steps are bounded: an old connection stuck on a full socket
+            // must not hold its successor's CONNECT forever.
+            let asked =
+                tokio::time::timeout(TAKEOVER_WAIT, previous.send(ToConnection::TakeOver(tx)))
+                    .await;
+            if matches!(asked, Ok(Ok(())))
                 && let Ok(Ok(handed)) = tokio::time::timeout(TAKEOVER_WAIT, rx).await
                 && !c.clean_start
             {
@@ -272,7 +291,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
         }
         self.stats.connections_accepted.fetch_add(1, Relaxed);
-        if c.clean_start
+        // A session that starts fresh, or that ends with this connection,
+        // has no business in the store (a clean start, an expired or new
+        // session, or expiry 0).
+        if (!attached.session_present || expiry_s == 0)
             && let Err(e) = self
                 .node
                 .meta
@@ -348,13 +370,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 return;
             }
         };
-        let retain_write = if p.retain {
-            let node = self.node.clone();
-            let (tenant, msg, qos) = (self.tenant.clone(), message.clone(), p.qos);
-            Some(async move { node.retain(&tenant, &msg, qos).await })
-        } else {
-            None
-        };
+        // Retained and held copies are queued now, in arrival order; the
+        // acknowledgement below only waits for them to be durable.
+        let retain_write = p
+            .retain
+            .then(|| self.node.retain(&self.tenant, &message, p.qos));
         let (subscribers, held) =
             self.node
                 .route_live(&message, p.qos, p.retain, publisher.as_deref());
@@ -523,13 +543,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 .node
                 .router
                 .session_record(&identity.client_id, Some(crate::stream::now_ms()));
-            self.node.router.disconnected(
+            let applied = self.node.router.disconnected(
                 &identity.client_id,
                 identity.connection,
                 state,
                 expiry_s,
             );
-            let write = match record {
+            // A connection the router already replaced must not write the
+            // successor's session record.
+            let write = match record.filter(|_| applied) {
                 Some(r) if expiry_s > 0 => Some(MetaWrite::PutSession {
                     client: identity.client_id.clone(),
                     record: serde_json::to_vec(&super::store::StoredSession { expiry_s, ..r })

@@ -55,9 +55,18 @@ impl Pair {
         }
     }
 
-    /// A v5 connection through CONNECT and CONNACK.
+    /// A connection through CONNECT and CONNACK, with the default config.
     fn open(version: Version, properties: ConnectProperties) -> Self {
-        let mut p = Pair::new(ConnectionConfig::default());
+        Pair::open_with(ConnectionConfig::default(), version, properties)
+    }
+
+    /// A connection through CONNECT and CONNACK.
+    fn open_with(
+        config: ConnectionConfig,
+        version: Version,
+        properties: ConnectProperties,
+    ) -> Self {
+        let mut p = Pair::new(config);
         p.version = version;
         p.send(Packet::Connect(connect_packet(
             version, "c1", 10, properties,
@@ -259,21 +268,14 @@ fn qos2_is_delivered_exactly_once_even_when_resent() {
 
 #[test]
 fn exceeding_the_receive_maximum_disconnects_with_0x93() {
-    let mut p = Pair::new(ConnectionConfig {
-        receive_maximum: 2,
-        ..Default::default()
-    });
-    p.send(Packet::Connect(connect_packet(
+    let mut p = Pair::open_with(
+        ConnectionConfig {
+            receive_maximum: 2,
+            ..Default::default()
+        },
         Version::V5,
-        "c",
-        10,
         ConnectProperties::default(),
-    )));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else {
-        panic!()
-    };
-    p.conn.accept(p.now, Accept::default(), &c);
-    p.recv();
+    );
     for n in 1..=3 {
         p.send(publish(QoS::AtLeastOnce, Some(n), "a", b"x"));
     }
@@ -465,21 +467,15 @@ fn outbound_topic_aliases_shorten_repeated_topics() {
 
 #[test]
 fn a_slow_client_loses_the_oldest_qos0_messages_and_they_are_counted() {
-    let mut p = Pair::new(ConnectionConfig {
-        qos0_queue_messages_max: 3,
-        transmit_bytes_max: 1,
-        ..Default::default()
-    });
-    p.send(Packet::Connect(connect_packet(
+    let mut p = Pair::open_with(
+        ConnectionConfig {
+            qos0_queue_messages_max: 3,
+            transmit_bytes_max: 1,
+            ..Default::default()
+        },
         Version::V5,
-        "c",
-        10,
         ConnectProperties::default(),
-    )));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else {
-        panic!()
-    };
-    p.conn.accept(p.now, Accept::default(), &c);
+    );
     // The CONNACK fills the tiny transmit buffer until it is taken.
     for n in 0..10u8 {
         let mut d = delivery(QoS::AtMostOnce, "t");
@@ -532,21 +528,14 @@ fn enhanced_authentication_is_declined_cleanly() {
 
 #[test]
 fn an_oversized_packet_disconnects_with_0x95() {
-    let mut p = Pair::new(ConnectionConfig {
-        packet_bytes_max: 64,
-        ..Default::default()
-    });
-    p.send(Packet::Connect(connect_packet(
+    let mut p = Pair::open_with(
+        ConnectionConfig {
+            packet_bytes_max: 64,
+            ..Default::default()
+        },
         Version::V5,
-        "c",
-        10,
         ConnectProperties::default(),
-    )));
-    let Some(Event::Connect(c)) = p.conn.poll_event() else {
-        panic!()
-    };
-    p.conn.accept(p.now, Accept::default(), &c);
-    p.recv();
+    );
     p.send_raw(&[0x30, 0xff, 0xff, 0x03]);
     assert!(
         matches!(&p.recv()[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PACKET_TOO_LARGE)
@@ -587,4 +576,27 @@ proptest! {
             p.conn.poll_transmit(p.now, &mut out);
         }
     }
+}
+
+#[test]
+fn an_alias_is_only_remembered_when_its_packet_was_sent() {
+    let props = ConnectProperties {
+        topic_alias_maximum: Some(4),
+        maximum_packet_size: Some(64),
+        ..Default::default()
+    };
+    let mut p = Pair::open(Version::V5, props);
+    let mut big = delivery(QoS::AtMostOnce, "t");
+    big.payload = Bytes::from(vec![0u8; 200]);
+    p.conn.deliver(big).unwrap();
+    assert!(p.recv().is_empty(), "too large for the client: dropped");
+    p.conn.deliver(delivery(QoS::AtMostOnce, "t")).unwrap();
+    let [Packet::Publish(pb)] = &p.recv()[..] else {
+        panic!()
+    };
+    assert_eq!(
+        (pb.topic.as_str(), pb.properties.topic_alias),
+        ("t", Some(1)),
+        "the alias is announced with its topic"
+    );
 }
