@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# MQTT throughput and latency: Sluice against Mosquitto (Debian) side by side,
+# interleaved A B A B, broker pinned to core 1 and the load generator to
+# core 0 (../shared/BENCHMARKING.md). Rows: QoS 0 and 1, 64 B and 1 KiB,
+# 1→1, 4→4 and 1→16. Both brokers get queues large enough that neither drops
+# a message, so every row is a no-loss row or a failed one. Then memory per
+# idle connection with 10,000 connections. Prints JSON lines and a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-3}
+command -v mosquitto >/dev/null || { echo "needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
+cargo build --release -p sluice -p sluice-loadgen -j2 >&2
+BIN=$PWD/target/release/sluice
+GEN=$PWD/target/release/sluice-loadgen
+WORK=$(mktemp -d)
+trap 'pkill -P $$ || true; rm -rf "$WORK"' EXIT
+out="$WORK/results.jsonl"
+ulimit -n 65536 || true
+
+cat >"$WORK/sluice.toml" <<TOML
+[mqtt]
+listen = "127.0.0.1:0"
+session_queue_messages_max = 1000000
+receive_maximum = 65535
+sys_interval = "0ms"
+connections_max = 20000
+TOML
+cat >"$WORK/mosquitto.conf" <<CONF
+listener 18839 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+max_inflight_messages 0
+max_connections -1
+persistence false
+CONF
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+start_sluice() {
+  rm -rf "$WORK/data"
+  taskset -c 1 "$BIN" serve --config "$WORK/sluice.toml" --data-dir "$WORK/data" --http-listen 127.0.0.1:0 2>/dev/null &
+  PID=$!
+  for _ in $(seq 200); do [ -f "$WORK/data/ports.json" ] && break; sleep 0.05; done
+  ADDR=$(python3 -c "import json;print(json.load(open('$WORK/data/ports.json'))['mqtt'])")
+}
+start_mosquitto() {
+  taskset -c 1 mosquitto -c "$WORK/mosquitto.conf" 2>/dev/null &
+  PID=$!
+  ADDR=127.0.0.1:18839
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18839) 2>/dev/null && break; sleep 0.05; done
+}
+stop() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+
+run_row() { # broker qos payload pubs subs count rep
+  local broker=$1 qos=$2 payload=$3 pubs=$4 subs=$5 count=$6 rep=$7
+  "start_$broker"
+  local t0; t0=$(cpu_ticks "$PID")
+  local result
+  result=$(taskset -c 0 "$GEN" mqtt --addr "$ADDR" --qos "$qos" --payload-bytes "$payload" \
+    --publishers "$pubs" --subscribers "$subs" --count "$count" --time-limit-s 60 || true)
+  local t1; t1=$(cpu_ticks "$PID")
+  stop
+  echo "$result" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d.update(broker='$broker', rep=$rep, shape='${pubs}x${subs}', broker_cpu_s=($t1-$t0)/100); print(json.dumps(d))" >>"$out"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  for qos in 0 1; do
+    for payload in 64 1024; do
+      for shape in "1 1 50000" "4 4 20000" "1 16 10000"; do
+        set -- $shape
+        run_row sluice "$qos" "$payload" "$1" "$2" "$3" "$rep"
+        run_row mosquitto "$qos" "$payload" "$1" "$2" "$3" "$rep"
+      done
+    done
+  done
+done
+
+# Memory per idle connection.
+for broker in sluice mosquitto; do
+  "start_$broker"
+  before=$(rss_kib "$PID")
+  : >"$WORK/idle.json"
+  taskset -c 0 "$GEN" mqtt-idle --addr "$ADDR" --connections 10000 --hold-s 5 >"$WORK/idle.json" &
+  gen=$!
+  for _ in $(seq 600); do grep -q '"connected"' "$WORK/idle.json" && break; sleep 0.1; done
+  sleep 0.5
+  during=$(rss_kib "$PID")
+  wait $gen || true
+  stop
+  echo "{\"mode\":\"idle\",\"broker\":\"$broker\",\"connections\":10000,\"rss_before_kib\":$before,\"rss_during_kib\":$during,\"kib_per_connection\":$(( (during - before) * 1000 / 10000 ))e-3}" >>"$out"
+done
+
+cat "$out"
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+runs = [r for r in rows if r.get("mode") == "mqtt"]
+keys = sorted({(r["qos"], r["payload_bytes"], r["shape"]) for r in runs})
+print("| QoS | payload | shape | Sluice msg/s | Mosquitto msg/s | ratio (median, min–max) | Sluice p50/p99 ms | Mosquitto p50/p99 ms | lost S/M |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for k in keys:
+    by = {}
+    for r in runs:
+        if (r["qos"], r["payload_bytes"], r["shape"]) == k:
+            by.setdefault(r["rep"], {})[r["broker"]] = r
+    pairs = [v for v in by.values() if "sluice" in v and "mosquitto" in v]
+    ratios = [p["sluice"]["delivered_msgs_per_s"] / p["mosquitto"]["delivered_msgs_per_s"] for p in pairs]
+    med = lambda b, f: statistics.median(p[b][f] for p in pairs)
+    lost = lambda b: sum(p[b]["lost"] for p in pairs)
+    print(f"| {k[0]} | {k[1]} B | {k[2].replace('x', '→')} | {med('sluice','delivered_msgs_per_s'):,.0f} | {med('mosquitto','delivered_msgs_per_s'):,.0f} | "
+          f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | {med('sluice','p50_ms'):.1f}/{med('sluice','p99_ms'):.1f} | "
+          f"{med('mosquitto','p50_ms'):.1f}/{med('mosquitto','p99_ms'):.1f} | {lost('sluice')}/{lost('mosquitto')} |")
+for r in rows:
+    if r.get("mode") == "idle":
+        print(f"idle: {r['broker']}: {r['kib_per_connection']:.2f} KiB per connection ({r['connections']} connections, RSS {r['rss_before_kib']} → {r['rss_during_kib']} KiB)")
+PY
