@@ -21,12 +21,12 @@ use tokio::sync::{mpsc, oneshot};
 pub const OFFLINE_QUEUE_MESSAGES_MAX: usize = 10_000;
 
 /// Commands a connection task receives from the rest of the broker.
-// `Deliver` is the hot path and the others are rare: boxing it would cost an
-// allocation per message per subscriber to save bytes on a bounded channel.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ToConnection {
-    Deliver(Delivery),
+    /// Boxed: a channel's blocks are sized by its largest variant, and every
+    /// idle connection holds one block (measured: 18.8 KiB per idle
+    /// connection with the delivery inline and a 16 KiB read buffer).
+    Deliver(Box<Delivery>),
     /// Another connection took this client id: send DISCONNECT 0x8E, hand the
     /// session state over, stop.
     TakeOver(oneshot::Sender<SessionState>),
@@ -105,6 +105,8 @@ pub struct Attached {
     pub session: SessionState,
     /// A connection that held the id before and must hand its state over.
     pub previous: Option<mpsc::Sender<ToConnection>>,
+    /// A persistent session existed for this id (so the store may hold it).
+    pub had_persistent: bool,
 }
 
 /// The outcome of routing one message.
@@ -152,6 +154,7 @@ impl Router {
             .sessions
             .get_mut(client_id)
             .and_then(|s| s.mailbox.take());
+        let had_persistent = st.sessions.get(client_id).is_some_and(|s| s.expiry_s > 0);
         if clean_start {
             remove_session(&mut st, client_id);
         }
@@ -177,6 +180,7 @@ impl Router {
             session_present: present && !clean_start,
             session: state,
             previous,
+            had_persistent,
         }
     }
 
@@ -480,7 +484,10 @@ impl Router {
         // see (and acknowledge, and so delete) them.
         let stored = before_send(&held, &dropped);
         for (tx, delivery) in sends {
-            if tx.try_send(ToConnection::Deliver(delivery)).is_err() {
+            if tx
+                .try_send(ToConnection::Deliver(Box::new(delivery)))
+                .is_err()
+            {
                 self.stats.dropped_queue_full.fetch_add(1, Relaxed);
             }
         }
