@@ -53,13 +53,6 @@ impl DedupWindow {
         }
     }
 
-    /// Forgets an id whose append failed, so a retry is not taken for a duplicate.
-    pub fn remove(&mut self, id: &str) {
-        if self.by_id.remove(id).is_some() {
-            self.order.retain(|(_, i)| i != id);
-        }
-    }
-
     /// The earliest timestamp still inside the window at `now_ms`.
     pub fn horizon(&self, now_ms: i64) -> i64 {
         now_ms.saturating_sub(self.window_ms as i64)
@@ -128,20 +121,5 @@ mod tests {
         assert_eq!(w.len(), 3);
         assert_eq!(w.get("id0", 0), None);
         assert!(w.get("id4", 0).is_some());
-    }
-
-    #[test]
-    fn a_failed_append_can_be_retried() {
-        let mut w = DedupWindow::new(60_000, 3);
-        w.insert(
-            "x".into(),
-            Seen {
-                partition: 0,
-                offset: 0,
-            },
-            0,
-        );
-        w.remove("x");
-        assert_eq!(w.get("x", 0), None);
     }
 }
