@@ -2,7 +2,7 @@
 //! when one of them has no test (`foreach_guest!(assert_test_exists)`,
 //! the scheme of wasmtime's `crates/test-programs`). It only reads
 //! directory names; the guests themselves are compiled by the tests
-//! (`tests/all/guests.rs`), so a plain `cargo build` stays fast.
+//! (`guest-examples/guests.rs`), so a plain `cargo build` stays fast.
 
 use std::path::Path;
 

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "../../guest-examples/guests.rs"]
+mod guests;
+
 mod cli;
 mod config;
 mod crash;
@@ -16,4 +19,5 @@ mod mqtt_auth;
 mod mqtt_client;
 mod mqtt_transports;
 mod paho;
+mod pipelines;
 mod retention;

@@ -46,6 +46,7 @@ impl From<NodeError> for ApiError {
             NodeError::Storage(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", msg)
             }
+            NodeError::NotFound(_) => ApiError::not_found("not_found", msg),
         }
     }
 }
@@ -121,6 +122,9 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
         (Method::POST, ["v1", "streams", name, "groups", g, "reset"]) => {
             reset(node, &tenant, name, g, req).await
         }
+        (method, ["v1", "handlers" | "pipelines", ..]) => {
+            crate::http_pipelines::route(node, &tenant, method, &segments, req).await
+        }
         (_, ["healthz" | "metrics"] | ["v1", "streams", ..]) => Err(method_not_allowed()),
         _ => Err(ApiError::not_found(
             "not_found",
@@ -129,7 +133,7 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
     }
 }
 
-fn method_not_allowed() -> ApiError {
+pub(crate) fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -563,6 +567,7 @@ fn metrics(node: &Node, tenant: &TenantId) -> Resp {
     use std::fmt::Write as _;
     let mut out = String::new();
     node.metrics.render(&mut out);
+    node.render_pipeline_metrics(tenant, &mut out);
     let streams = node.streams(tenant);
     let counters: [StreamCounter; 4] = [
         (

@@ -102,11 +102,21 @@ pub async fn read_body(
     body: Incoming,
     max: u64,
 ) -> Result<Bytes, ApiError> {
+    read_body_limited(headers, body, max, "payload_bytes_max").await
+}
+
+/// [`read_body`] with the name of the limit that applies, for the error.
+pub async fn read_body_limited(
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+    max: u64,
+    limit: &str,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body exceeds payload_bytes_max ({max} bytes)"),
+            format!("the body exceeds {limit} ({max} bytes)"),
         )
     };
     if let Some(len) = headers

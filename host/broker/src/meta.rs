@@ -1,5 +1,6 @@
-//! The metadata store: stream definitions and committed group offsets, in
-//! redb. Messages never come here (they live in the log); this is the small,
+//! The metadata store: stream definitions, committed group offsets, MQTT
+//! sessions and retained messages, deployed handlers, pipelines and tenant
+//! secrets, in redb. Messages never come here (they live in the log); this is the small,
 //! mutable state around them. Writes go through one thread that coalesces
 //! whatever is waiting into a single redb transaction, so a hundred groups
 //! committing at once cost one commit, not a hundred.
@@ -24,6 +25,32 @@ const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_sessions");
 /// Messages held for persistent MQTT sessions: key `client \0 seq(20 digits)`, value `mqtt::store` encoding.
 const MQTT_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_queue");
+
+/// Small documents keyed by name, one table each (see [`Table`]).
+const PIPELINES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipelines");
+const HANDLERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handlers");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenant_secrets");
+
+/// The tables of small named documents, written with [`MetaWrite::PutItem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Key `tenant/pipeline`, value the JSON `PipelineDoc`.
+    Pipelines,
+    /// Key `tenant/handler/version`, value the JSON `HandlerRecord`.
+    Handlers,
+    /// Key tenant, value its 32-byte pseudonymisation secret.
+    Secrets,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Table::Pipelines => PIPELINES,
+            Table::Handlers => HANDLERS,
+            Table::Secrets => SECRETS,
+        }
+    }
+}
 
 fn queue_key(client: &str, seq: u64) -> String {
     format!("{client}\0{seq:020}")
@@ -92,6 +119,15 @@ pub enum MetaWrite {
         client: String,
         seq: u64,
     },
+    PutItem {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteItem {
+        table: Table,
+        key: String,
+    },
 }
 
 struct Request {
@@ -130,6 +166,9 @@ impl Meta {
             txn.open_table(RETAINED).map_err(db_err)?;
             txn.open_table(MQTT_SESSIONS).map_err(db_err)?;
             txn.open_table(MQTT_QUEUE).map_err(db_err)?;
+            for t in [Table::Pipelines, Table::Handlers, Table::Secrets] {
+                txn.open_table(t.def()).map_err(db_err)?;
+            }
             txn.commit().map_err(db_err)?;
         }
         let (tx, rx) = mpsc::channel(META_QUEUE_MAX);
@@ -209,6 +248,18 @@ impl Meta {
         Ok(out)
     }
 
+    /// Every document of `table`, by key.
+    pub fn items(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        self.all(table.def())
+    }
+
+    /// One document of `table`.
+    pub fn item(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(table.def()).map_err(db_err)?;
+        Ok(t.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
     /// Every retained message, by `tenant/topic` key.
     pub fn retained(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         self.all(RETAINED)
@@ -264,6 +315,9 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
         let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
         let mut sessions = txn.open_table(MQTT_SESSIONS).map_err(|e| e.to_string())?;
         let mut queue = txn.open_table(MQTT_QUEUE).map_err(|e| e.to_string())?;
+        let mut pipelines = txn.open_table(PIPELINES).map_err(|e| e.to_string())?;
+        let mut handlers = txn.open_table(HANDLERS).map_err(|e| e.to_string())?;
+        let mut secrets = txn.open_table(SECRETS).map_err(|e| e.to_string())?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             let r = match w {
                 MetaWrite::PutStream { key, doc } => {
@@ -300,6 +354,22 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                 MetaWrite::DeleteOffsets { stream, group } => {
                     let (lo, hi) = offset_prefix(stream, group.as_deref());
                     offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
+                }
+                MetaWrite::PutItem { table, key, value } => {
+                    let t = match table {
+                        Table::Pipelines => &mut pipelines,
+                        Table::Handlers => &mut handlers,
+                        Table::Secrets => &mut secrets,
+                    };
+                    t.insert(key.as_str(), value.as_slice()).map(drop)
+                }
+                MetaWrite::DeleteItem { table, key } => {
+                    let t = match table {
+                        Table::Pipelines => &mut pipelines,
+                        Table::Handlers => &mut handlers,
+                        Table::Secrets => &mut secrets,
+                    };
+                    t.remove(key.as_str()).map(drop)
                 }
             };
             r.map_err(|e| e.to_string())?;

@@ -40,6 +40,8 @@ pub enum NodeError {
     TooManyStreams(usize),
     #[error("{0}")]
     Storage(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
 }
 
 impl From<AppendError> for NodeError {
@@ -134,10 +136,12 @@ pub struct Node {
     pub auth: Arc<crate::auth::Authenticator>,
     /// Connections across every MQTT listener (`mqtt.connections_max`).
     pub mqtt_permits: Arc<tokio::sync::Semaphore>,
+    /// Wasm pipelines, their handlers and the tenants' secrets.
+    pub pipelines: crate::pipeline::Pipelines,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Node {
@@ -157,12 +161,17 @@ impl Node {
         })?;
         let node = Arc::new(Node {
             options: options.clone(),
-            meta,
+            meta: meta.clone(),
             metrics: Arc::new(NodeMetrics::default()),
             router: Arc::new(crate::mqtt::Router::new()),
             mqtt_stats: Arc::default(),
             mqtt_permits: Arc::new(tokio::sync::Semaphore::new(options.mqtt.connections_max)),
             auth: Arc::new(crate::auth::Authenticator::new(&options.auth)?),
+            pipelines: crate::pipeline::Pipelines::new(
+                &options.data_dir,
+                meta.clone(),
+                options.wasm.clone(),
+            ),
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
@@ -198,6 +207,8 @@ impl Node {
                     )
                 })?;
         }
+        node.start_pipelines(&options.pipelines, &options.handlers)
+            .await?;
         Ok(node)
     }
 
@@ -318,6 +329,11 @@ impl Node {
     pub async fn delete_stream(&self, tenant: &TenantId, name: &str) -> Result<(), NodeError> {
         let _admin = self.admin.lock().await;
         let stream = self.stream(tenant, name)?;
+        if let Some(p) = self.pipelines.uses_stream(tenant, name) {
+            return Err(NodeError::Conflict(format!(
+                "stream {name:?} is used by pipeline {p:?}; delete the pipeline first"
+            )));
+        }
         let key = stream.key();
         // Forget it in metadata first: if we crash after this, the files are
         // orphaned (and cleaned below or on the next delete), never resurrected.
@@ -676,8 +692,10 @@ impl Node {
         }
     }
 
-    /// Stops every writer after it has synced what it holds. Blocking.
+    /// Stops every pipeline, then every writer after it has synced what it
+    /// holds. Blocking.
     pub fn shutdown(&self) {
+        self.pipelines.stop_all();
         let all: Vec<Arc<Stream>> =
             std::mem::take(&mut *self.streams.write().expect("streams lock"))
                 .into_values()
@@ -690,7 +708,7 @@ impl Node {
 
 /// Reads from each partition in turn, from its position, so one busy
 /// partition cannot starve the others of a fetch.
-fn read_round_robin(
+pub(crate) fn read_round_robin(
     stream: &Stream,
     positions: &[u64],
     max_messages: usize,

@@ -26,6 +26,12 @@ pub struct NodeOptions {
     pub streams: Vec<StreamSpec>,
     /// How often retention runs over every partition, in milliseconds.
     pub retention_check_ms: u64,
+    /// The Wasm runtime's node-wide settings (`cache_dir` defaults to `data_dir/wasm-cache`).
+    pub wasm: sluice_wasm::RuntimeConfig,
+    /// Handler versions declared in the config file, deployed at start-up.
+    pub handlers: Vec<crate::pipeline::HandlerDeploy>,
+    /// Pipelines declared in the config file: created or reloaded at start-up.
+    pub pipelines: Vec<crate::pipeline::spec::PipelineSpec>,
 }
 
 /// Node-wide limits, each named with its unit.
@@ -70,6 +76,9 @@ impl NodeOptions {
             auth: crate::auth::AuthOptions::default(),
             streams: Vec::new(),
             retention_check_ms: 30_000,
+            wasm: sluice_wasm::RuntimeConfig::default(),
+            handlers: Vec::new(),
+            pipelines: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_broker::pipeline::spec::{PipelineDoc, PipelineSpec};
 use sluice_broker::spec_doc::StreamDoc;
 use sluice_broker::{NodeOptions, StreamSpec};
 use sluice_core::{parse_bytes, parse_duration_ms};
@@ -35,6 +36,41 @@ pub struct ConfigFile {
     /// The checked streams, filled in by [`parse`].
     #[serde(skip)]
     pub checked_streams: Vec<StreamSpec>,
+    /// The WebAssembly runtime that runs every pipeline's handlers.
+    #[serde(default)]
+    pub wasm: WasmSection,
+    /// Handler versions to deploy at start-up (Wasm components on disk).
+    #[serde(default)]
+    pub handlers: Vec<toml::Spanned<HandlerEntry>>,
+    /// Pipelines to create at start-up (or reload, when their definition changed).
+    #[serde(default)]
+    pub pipelines: Vec<toml::Spanned<PipelineDoc>>,
+    /// The checked pipelines, filled in by [`parse`].
+    #[serde(skip)]
+    pub checked_pipelines: Vec<PipelineSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmSection {
+    /// Meter every handler call with fuel (costs 10-40% of guest speed; the deadline still holds without it).
+    pub fuel: Option<bool>,
+    /// Resolution of handler deadlines (the epoch tick), e.g. `"5ms"`.
+    pub epoch_tick: Option<Duration>,
+    /// Live handler instances across all pipelines; the pool reserves slots for them.
+    pub instances_max: Option<u32>,
+    /// The largest linear memory any handler may be given, e.g. `"256MiB"`.
+    pub memory_bytes_max_ceiling: Option<Bytes>,
+}
+
+/// One handler version of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerEntry {
+    pub name: String,
+    pub version: String,
+    /// The component file, relative to the config file.
+    pub wasm: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +260,35 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         }
         cfg.checked_streams.push(spec);
     }
+    let mut seen = std::collections::HashSet::new();
+    for entry in &cfg.handlers {
+        let (line, col) = line_col(text, entry.span().start);
+        let h = entry.get_ref();
+        sluice_broker::pipeline::handlers::HandlerStore::validate_ident(&h.name, &h.version)
+            .map_err(|e| ConfigError(format!("{}:{line}:{col}: handler: {e}", path.display())))?;
+        if !seen.insert((h.name.clone(), h.version.clone())) {
+            return Err(ConfigError(format!(
+                "{}:{line}:{col}: handler {}@{} is declared twice",
+                path.display(),
+                h.name,
+                h.version
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for entry in &cfg.pipelines {
+        let (line, col) = line_col(text, entry.span().start);
+        let at = |msg: String| ConfigError(format!("{}:{line}:{col}: {msg}", path.display()));
+        let spec = entry
+            .get_ref()
+            .clone()
+            .into_spec(None)
+            .map_err(|e| at(format!("pipeline: {e}")))?;
+        if !seen.insert(spec.name.clone()) {
+            return Err(at(format!("pipeline {:?} is declared twice", spec.name)));
+        }
+        cfg.checked_pipelines.push(spec);
+    }
     Ok(cfg)
 }
 
@@ -257,7 +322,29 @@ impl ConfigFile {
             }
             None => None,
         };
+        let handlers = self
+            .handlers
+            .iter()
+            .map(|h| {
+                let h = h.get_ref();
+                let file = base.join(&h.wasm);
+                let wasm = std::fs::read(&file).map_err(|e| {
+                    ConfigError(format!(
+                        "handler {}@{}: {}: {e}",
+                        h.name,
+                        h.version,
+                        file.display()
+                    ))
+                })?;
+                Ok(sluice_broker::pipeline::HandlerDeploy {
+                    name: h.name.clone(),
+                    version: h.version.clone(),
+                    wasm,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let mut o = self.into_options();
+        o.handlers = handlers;
         o.mqtt.tls = tls;
         o.auth = sluice_broker::auth::AuthOptions {
             users,
@@ -326,6 +413,20 @@ impl ConfigFile {
             o.limits.fetch_wait_ms_max = d.0;
         }
         o.streams = self.checked_streams;
+        o.pipelines = self.checked_pipelines;
+        let w = self.wasm;
+        if let Some(f) = w.fuel {
+            o.wasm.fuel_enabled = f;
+        }
+        if let Some(d) = w.epoch_tick {
+            o.wasm.epoch_tick_ms = d.0.max(1);
+        }
+        if let Some(n) = w.instances_max {
+            o.wasm.instances_max = n.max(1);
+        }
+        if let Some(b) = w.memory_bytes_max_ceiling {
+            o.wasm.memory_bytes_max_ceiling = b.0.max(64 << 10);
+        }
         o
     }
 }

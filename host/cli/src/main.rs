@@ -6,6 +6,8 @@
 mod client;
 mod config;
 mod demo;
+#[path = "../../../guest-examples/guests.rs"]
+mod guests;
 
 use std::path::PathBuf;
 
@@ -102,7 +104,7 @@ fn options(args: &ServeArgs, demo: bool) -> anyhow::Result<sluice_broker::NodeOp
         None => sluice_broker::NodeOptions::embedded_default(),
     };
     if demo {
-        options.streams.push(demo::stream_spec());
+        options.streams.extend(demo::stream_specs());
     }
     if let Some(d) = &args.data_dir {
         options.data_dir = d.clone();

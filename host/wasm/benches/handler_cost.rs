@@ -6,7 +6,7 @@
 //! `cargo bench -p sluice-wasm --bench handler_cost -j1`
 //! (`BENCH_MESSAGES=n` changes the number of messages per case).
 
-#[path = "../tests/all/guests.rs"]
+#[path = "../../../guest-examples/guests.rs"]
 mod guests;
 #[path = "../../../guest-examples/rust/redact-json/src/redact.rs"]
 mod redact;

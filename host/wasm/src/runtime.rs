@@ -117,13 +117,7 @@ impl Runtime {
         limits
             .validate(&self.inner.config)
             .map_err(LoadError::Limits)?;
-        let (component, source) = self.compile(wasm)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = HandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let (pre, source) = self.link(wasm)?;
         let ident = Arc::new(HandlerIdent {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -137,6 +131,24 @@ impl Runtime {
             self.inner.config.clone(),
             source,
         )
+    }
+
+    /// Compiles `wasm` and links it against the host imports without
+    /// starting an instance: what a deploy checks before it stores a
+    /// handler, so a component that does not fit the world is refused then.
+    pub fn check(&self, wasm: &[u8]) -> Result<CompileSource, LoadError> {
+        self.link(wasm).map(|(_, source)| source)
+    }
+
+    fn link(&self, wasm: &[u8]) -> Result<(HandlerPre<StoreData>, CompileSource), LoadError> {
+        let (component, source) = self.compile(wasm)?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = HandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        Ok((pre, source))
     }
 
     /// Compiles `wasm` into the caches without loading it, e.g. when a

@@ -5,6 +5,7 @@
 
 mod cache;
 mod examples;
+#[path = "../../../../guest-examples/guests.rs"]
 mod guests;
 mod host_imports;
 mod hostile;

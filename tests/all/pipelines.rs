@@ -1,0 +1,734 @@
+//! Wasm pipelines end to end: real example and hostile components deployed
+//! into the real binary over its HTTP API (and its config file), messages
+//! published over HTTP and MQTT, outputs and dead letters read back from the
+//! durable streams, the node killed with `kill -9` while a pipeline runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use serde_json::{Value, json};
+use sluice_mqtt::{QoS, Version};
+
+use crate::mqtt_client::Client;
+use crate::support::{TestNode, into_json, payload};
+
+/// Deploys a guest example under `version` and insists on success.
+fn deploy(node: &TestNode, guest: &str, version: &str) {
+    let wasm = crate::guests::guest(guest);
+    let (status, v) = put_wasm(node, guest, version, &wasm);
+    assert!(
+        status == 201 || status == 200,
+        "deploy {guest}: {status} {v}"
+    );
+    assert_eq!(v["bytes"], wasm.len());
+}
+
+fn put_wasm(node: &TestNode, name: &str, version: &str, wasm: &[u8]) -> (u16, Value) {
+    into_json(
+        node.agent
+            .put(format!("{}/v1/handlers/{name}/{version}", node.url))
+            .header("content-type", "application/wasm")
+            .send(wasm),
+    )
+}
+
+fn create_pipeline(node: &TestNode, name: &str, doc: Value) -> Value {
+    let (status, v) = node.put_json(&format!("/v1/pipelines/{name}"), &doc);
+    assert_eq!(status, 201, "create pipeline {name}: {v}");
+    assert_eq!(v["state"], "running", "{v}");
+    v
+}
+
+fn status(node: &TestNode, name: &str) -> Value {
+    let (code, v) = node.get(&format!("/v1/pipelines/{name}"));
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+/// Polls the pipeline's status until `done` holds, or fails after `secs`.
+fn wait_status(node: &TestNode, name: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = status(node, name);
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline {name} did not get there in {secs} s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Every message of every partition of `stream`.
+fn read_stream(node: &TestNode, stream: &str) -> Vec<Value> {
+    let (code, v) = node.get(&format!("/v1/streams/{stream}"));
+    assert_eq!(code, 200, "{v}");
+    let partitions = v["partitions"].as_array().unwrap().len() as u32;
+    (0..partitions)
+        .flat_map(|p| node.read_all(stream, p, 0))
+        .collect()
+}
+
+fn json_payload(m: &Value) -> Value {
+    serde_json::from_slice(&payload(m)).unwrap_or_else(|e| panic!("{e}: {m}"))
+}
+
+fn is_pseudonym(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn a_chain_filters_redacts_and_routes_messages_from_http_and_mqtt() {
+    let node = TestNode::start();
+    node.create_stream("orders", json!({"subjects": ["orders/#"], "partitions": 2}));
+    node.create_stream("routed", json!({"subjects": ["region/#", "unrouted/#"]}));
+    for g in ["filter", "redact-json", "router"] {
+        deploy(&node, g, "1.0.0");
+    }
+    let created = create_pipeline(
+        &node,
+        "shop",
+        json!({
+            "source": "orders",
+            "steps": [
+                {"handler": "filter", "config": {"field": "/status", "op": "eq", "value": "paid"}},
+                {"handler": "redact-json", "config": {"fields": ["/email"], "pseudonymize": true}},
+                {"handler": "router", "config": {"field": "/region", "template": "region/{value}/orders"}},
+            ],
+            "output": "unrouted/{topic}",
+        }),
+    );
+    assert_eq!(created["dead_letter"], "shop-dlq");
+    let mut watcher = Client::simple(node.mqtt, Version::V5, "watcher");
+    watcher.subscribe("region/eu/#", QoS::AtLeastOnce);
+
+    let orders = [
+        json!({"id": 1, "status": "paid", "region": "eu", "email": "ann@example.com"}),
+        json!({"id": 2, "status": "paid", "region": "us", "email": "bob@example.com"}),
+        json!({"id": 3, "status": "open", "region": "eu", "email": "cy@example.com"}),
+        json!({"id": 4, "status": "paid", "email": "ann@example.com"}),
+    ];
+    for (i, o) in orders.iter().enumerate() {
+        node.publish(
+            &format!("orders/web/{i}"),
+            o.to_string().as_bytes(),
+            &[("content-type", "application/json"), ("sluice-key", "k")],
+        );
+    }
+    // One more over MQTT, from a real MQTT client.
+    let mut producer = Client::simple(node.mqtt, Version::V5, "producer");
+    let by_mqtt = json!({"id": 5, "status": "paid", "region": "eu", "email": "dee@example.com"});
+    producer.publish(
+        "orders/mqtt",
+        by_mqtt.to_string().as_bytes(),
+        QoS::AtLeastOnce,
+    );
+
+    let st = wait_status(&node, "shop", 30, |v| {
+        v["messages_in"] == 5 && v["lag"] == 0
+    });
+    assert_eq!(st["filtered"], 1, "{st}");
+    assert_eq!(st["messages_out"], 4, "{st}");
+    assert_eq!(st["dead_lettered"], 0, "{st}");
+    let inv: Vec<u64> = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["invocations"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        inv,
+        vec![5, 4, 4],
+        "the filter saw all five, the others four: {st}"
+    );
+
+    let out = read_stream(&node, "routed");
+    let by_id: HashMap<u64, (String, Value)> = out
+        .iter()
+        .map(|m| {
+            let p = json_payload(m);
+            (
+                p["id"].as_u64().unwrap(),
+                (m["topic"].as_str().unwrap().to_owned(), p),
+            )
+        })
+        .collect();
+    assert_eq!(by_id.len(), 4, "{out:?}");
+    assert!(!by_id.contains_key(&3), "the open order was filtered out");
+    assert_eq!(by_id[&1].0, "region/eu/orders");
+    assert_eq!(by_id[&2].0, "region/us/orders");
+    assert_eq!(
+        by_id[&4].0, "unrouted/orders/web/3",
+        "no region: the default topic"
+    );
+    assert_eq!(by_id[&5].0, "region/eu/orders");
+    for (_, p) in by_id.values() {
+        assert!(is_pseudonym(&p["email"]), "email pseudonymised: {p}");
+        assert!(!p.to_string().contains("@example.com"), "{p}");
+    }
+    assert_eq!(
+        by_id[&1].1["email"], by_id[&4].1["email"],
+        "the same email gets the same pseudonym"
+    );
+    assert_ne!(by_id[&1].1["email"], by_id[&2].1["email"]);
+    assert!(
+        out.iter()
+            .all(|m| m["msg_id"].as_str().unwrap().starts_with("pl:shop:")),
+        "outputs carry their source position as idempotency id"
+    );
+
+    // Live MQTT subscribers get the outputs too.
+    let mut live = Vec::new();
+    for _ in 0..2 {
+        let p = watcher.expect_publish();
+        live.push(serde_json::from_slice::<Value>(&p.payload).unwrap()["id"].clone());
+    }
+    live.sort_by_key(|v| v.as_u64());
+    assert_eq!(live, vec![json!(1), json!(5)]);
+
+    let (_, metrics) = node.get("/metrics");
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("sluice_pipeline_messages_in_total{pipeline=\"shop\"} 5"),
+        "{text}"
+    );
+    assert!(text.contains("sluice_handler_invocations_total{pipeline=\"shop\",step=\"1\",handler=\"filter\",version=\"1.0.0\"} 5"), "{text}");
+}
+
+/// A pipeline over `work` running one hostile guest.
+fn hostile(node: &TestNode, name: &str, guest: &str, limits: Value, config: Value) {
+    create_pipeline(
+        node,
+        name,
+        json!({
+            "source": "work",
+            "steps": [{"handler": guest, "config": config, "limits": limits}],
+            "output": "survivors/{topic}",
+            "retries": 1,
+            "retry_backoff": "1ms",
+            "breaker_failures": 0,
+        }),
+    );
+}
+
+#[test]
+fn hostile_handlers_dead_letter_with_the_right_reason_and_others_keep_flowing() {
+    let node = TestNode::start();
+    node.create_stream("work", json!({"subjects": ["work/#"]}));
+    node.create_stream("copied", json!({"subjects": ["copied/#"]}));
+    node.create_stream("survivors", json!({"subjects": ["survivors/#"]}));
+    for g in [
+        "infinite-loop",
+        "memory-bomb",
+        "panic",
+        "huge-output",
+        "redact-json",
+    ] {
+        deploy(&node, g, "0.1.0");
+    }
+    hostile(&node, "spin-fuel", "infinite-loop", json!({}), json!({}));
+    hostile(
+        &node,
+        "spin-clock",
+        "infinite-loop",
+        json!({"fuel_per_call": 1_000_000_000_000u64, "deadline": "100ms"}),
+        json!({}),
+    );
+    // The same for memory.
+    hostile(
+        &node,
+        "bomb",
+        "memory-bomb",
+        json!({"memory_bytes_max": "16MiB", "fuel_per_call": 1_000_000_000_000u64, "deadline": "5s"}),
+        json!({}),
+    );
+    hostile(&node, "panicky", "panic", json!({}), json!({}));
+    // Writing 8 MiB costs more than the default fuel: give it plenty, so
+    // what stops it is the output limit.
+    hostile(
+        &node,
+        "huge",
+        "huge-output",
+        json!({"fuel_per_call": 1_000_000_000_000u64, "deadline": "5s"}),
+        json!({}),
+    );
+    create_pipeline(
+        &node,
+        "healthy",
+        json!({
+            "source": "work",
+            "steps": [{"handler": "redact-json", "config": {"fields": []}}],
+            "output": "copied/{topic}",
+            "retries": 0,
+            "breaker_failures": 0,
+        }),
+    );
+    const N: u64 = 20;
+    for i in 0..N {
+        node.publish(
+            &format!("work/{i}"),
+            json!({"n": i}).to_string().as_bytes(),
+            &[],
+        );
+    }
+    // The healthy pipeline is done long before the deadline-bound one
+    // (N messages x 2 attempts x 100 ms) is.
+    wait_status(&node, "healthy", 30, |v| v["messages_in"] == N);
+    let slow = status(&node, "spin-clock");
+    assert!(
+        slow["messages_in"].as_u64().unwrap() < N,
+        "the healthy pipeline did not wait for the hostile one: {slow}"
+    );
+    assert_eq!(node.get("/healthz").0, 200);
+
+    // A good message right after the bad ones: every hostile pipeline
+    // starts a fresh instance and passes it on.
+    node.publish("work/ok", b"ok", &[]);
+    for (name, reason) in [
+        ("spin-fuel", "fuel_exhausted"),
+        ("spin-clock", "deadline"),
+        ("bomb", "memory_limit"),
+        ("panicky", "trap: "),
+        ("huge", "output_limit"),
+    ] {
+        let st = wait_status(&node, name, 60, |v| {
+            v["messages_in"] == N + 1 && v["lag"] == 0
+        });
+        assert_eq!(st["dead_lettered"], N, "{name}: {st}");
+        assert_eq!(
+            st["messages_out"], 1,
+            "{name}: the ok message got through: {st}"
+        );
+        assert_eq!(st["retries"], N, "{name}: one retry per message: {st}");
+        let dead = read_stream(&node, &format!("{name}-dlq"));
+        assert_eq!(dead.len() as u64, N, "{name}");
+        for (i, m) in dead.iter().enumerate() {
+            let h = &m["headers"];
+            let r = h["sluice-dlq-reason"].as_str().unwrap();
+            assert!(
+                r.starts_with(reason),
+                "{name}: reason {r:?}, wanted {reason}"
+            );
+            assert_eq!(h["sluice-dlq-pipeline"], name);
+            assert_eq!(h["sluice-dlq-source"], format!("work/0/{i}"));
+            assert_eq!(h["sluice-dlq-attempts"], "2");
+            assert_eq!(h["sluice-dlq-handler-version"], "0.1.0");
+            assert_eq!(m["topic"], format!("work/{i}"), "the original topic");
+            assert_eq!(json_payload(m), json!({"n": i}), "the original payload");
+        }
+        if name == "panicky" {
+            let r = dead[0]["headers"]["sluice-dlq-reason"].as_str().unwrap();
+            assert!(r.contains("hostile handler panicked on purpose"), "{r}");
+            let bt = dead[0]["headers"]["sluice-dlq-backtrace"]
+                .as_str()
+                .unwrap_or("");
+            assert!(!bt.is_empty(), "a trap carries the guest backtrace");
+        }
+    }
+    assert_eq!(read_stream(&node, "survivors").len(), 5);
+    // The healthy pipeline copied every JSON message and dead-lettered the
+    // one that was not JSON with the handler's own error.
+    let st = wait_status(&node, "healthy", 30, |v| v["messages_in"] == N + 1);
+    assert_eq!(st["messages_out"], N, "{st}");
+    let dead = read_stream(&node, "healthy-dlq");
+    assert_eq!(dead.len(), 1);
+    let r = dead[0]["headers"]["sluice-dlq-reason"].as_str().unwrap();
+    assert!(r.starts_with("handler_error: bad_json"), "{r}");
+    assert_eq!(read_stream(&node, "copied").len() as u64, N);
+}
+
+#[test]
+fn the_circuit_breaker_pauses_only_the_failing_pipeline_and_a_fix_resumes_it() {
+    let node = TestNode::start();
+    node.create_stream("in", json!({"subjects": ["in/#"]}));
+    node.create_stream("out", json!({"subjects": ["out/#"]}));
+    node.create_stream("fine", json!({"subjects": ["fine/#"]}));
+    deploy(&node, "panic", "1");
+    deploy(&node, "redact-json", "1");
+    create_pipeline(
+        &node,
+        "fragile",
+        json!({"source": "in", "steps": [{"handler": "panic"}], "output": "out/{topic}",
+               "retries": 0, "breaker_failures": 3, "breaker_open": "1h"}),
+    );
+    create_pipeline(
+        &node,
+        "sturdy",
+        json!({"source": "in", "steps": [{"handler": "redact-json", "config": {"fields": ["/x"]}}],
+               "output": "fine/{topic}"}),
+    );
+    for i in 0..10 {
+        node.publish(
+            &format!("in/{i}"),
+            json!({"x": i}).to_string().as_bytes(),
+            &[],
+        );
+    }
+    let st = wait_status(&node, "fragile", 30, |v| v["state"] == "breaker_open");
+    assert_eq!(st["dead_lettered"], 3, "{st}");
+    assert_eq!(st["breaker_opens"], 1);
+    wait_status(&node, "sturdy", 30, |v| {
+        v["messages_in"] == 10 && v["lag"] == 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let st = status(&node, "fragile");
+    assert_eq!(st["state"], "breaker_open");
+    assert_eq!(st["lag"], 7, "the rest waits in the stream, not lost: {st}");
+
+    // Deploying a fixed chain reloads the pipeline and closes the breaker.
+    let (code, v) = node.put_json(
+        "/v1/pipelines/fragile",
+        &json!({"source": "in", "steps": [{"handler": "redact-json", "config": {"fields": []}}],
+                "output": "out/{topic}", "retries": 0, "breaker_failures": 3, "breaker_open": "1h"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let st = wait_status(&node, "fragile", 30, |v| v["lag"] == 0);
+    assert_eq!(st["state"], "running");
+    assert_eq!(st["reloads"], 1);
+    let out = read_stream(&node, "out");
+    let ids: Vec<u64> = out
+        .iter()
+        .map(|m| json_payload(m)["x"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (3..10).collect::<Vec<_>>(),
+        "exactly the seven that waited"
+    );
+    assert_eq!(read_stream(&node, "fragile-dlq").len(), 3);
+}
+
+#[test]
+fn a_reload_under_traffic_neither_loses_nor_repeats_a_message() {
+    let node = TestNode::start();
+    node.create_stream("feed", json!({"subjects": ["feed/#"]}));
+    node.create_stream("clean", json!({"subjects": ["clean/#"]}));
+    deploy(&node, "redact-json", "1.0.0");
+    deploy(&node, "redact-json", "2.0.0");
+    let doc = |version: &str, field: &str| {
+        json!({"source": "feed", "steps": [{"handler": "redact-json", "version": version,
+               "config": {"fields": [field]}}], "output": "clean/{topic}", "batch_messages_max": 8})
+    };
+    create_pipeline(&node, "swap", doc("1.0.0", "/a"));
+    const N: u64 = 600;
+    let url = node.url.clone();
+    let producer = std::thread::spawn(move || {
+        let agent = crate::support::agent();
+        for i in 0..N {
+            let body = json!({"i": i, "a": "A", "b": "B"}).to_string();
+            let r = agent.post(format!("{url}/v1/topics/feed/x")).send(body);
+            assert_eq!(r.unwrap().status(), 200);
+        }
+    });
+    wait_status(&node, "swap", 30, |v| {
+        v["messages_in"].as_u64().unwrap() >= N / 3
+    });
+    let (code, v) = node.put_json("/v1/pipelines/swap", &doc("2.0.0", "/b"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["steps"][0]["version"], "2.0.0");
+    producer.join().unwrap();
+    let st = wait_status(&node, "swap", 60, |v| {
+        v["lag"] == 0 && v["messages_in"] == N
+    });
+    assert_eq!(st["reloads"], 1);
+    assert_eq!(st["dead_lettered"], 0);
+    let out = node.read_all("clean", 0, 0);
+    assert_eq!(out.len() as u64, N, "one output per message");
+    let mut switched = false;
+    for (n, m) in out.iter().enumerate() {
+        let p = json_payload(m);
+        assert_eq!(p["i"], n as u64, "order kept");
+        let v1 = p["a"] == "" && p["b"] == "B";
+        let v2 = p["a"] == "A" && p["b"] == "";
+        assert!(
+            v1 ^ v2,
+            "each message went through exactly one version: {p}"
+        );
+        if v2 {
+            switched = true;
+        }
+        assert!(
+            !(switched && v1),
+            "no message of the old version after the swap: {p}"
+        );
+    }
+    assert!(switched, "the new version took over");
+}
+
+#[test]
+fn kill_9_during_a_pipeline_run_loses_and_duplicates_nothing() {
+    let mut node = TestNode::start();
+    node.create_stream("raw", json!({"subjects": ["raw/#"], "partitions": 2}));
+    node.create_stream("safe", json!({"subjects": ["safe/#"], "partitions": 2}));
+    deploy(&node, "redact-json", "1");
+    create_pipeline(
+        &node,
+        "scrub",
+        json!({"source": "raw", "steps": [{"handler": "redact-json", "config": {"fields": ["/secret"]}}],
+               "output": "safe/{topic}", "batch_messages_max": 16}),
+    );
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut next = 0u64;
+    let mut rng = rand::rng();
+    for _round in 0..4 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = node.url.clone();
+        let (acked2, stop2) = (acked.clone(), stop.clone());
+        let start = next;
+        let producer = std::thread::spawn(move || {
+            let agent = crate::support::agent();
+            let mut i = start;
+            while !stop2.load(Ordering::Relaxed) {
+                let body = json!({"id": i, "secret": "hunter2"}).to_string();
+                let Ok(r) = agent
+                    .post(format!("{url}/v1/topics/raw/k{}", i % 8))
+                    .header("sluice-key", format!("k{}", i % 8))
+                    .send(body)
+                else {
+                    return i;
+                };
+                if r.status() != 200 {
+                    return i;
+                }
+                acked2.lock().unwrap().push(i);
+                i += 1;
+            }
+            i
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..900)));
+        node.kill9();
+        stop.store(true, Ordering::Relaxed);
+        next = producer.join().unwrap() + 1;
+        node.restart();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} publishes acknowledged",
+        acked.len()
+    );
+    // Everything stored in the source (acknowledged or not) comes out once.
+    let stored = read_stream(&node, "raw").len() as u64;
+    wait_status(&node, "scrub", 60, |v| v["lag"] == 0);
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for m in read_stream(&node, "safe") {
+        let p = json_payload(&m);
+        assert_eq!(p["secret"], "", "{p}");
+        *seen.entry(p["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated outputs: {dups:?}");
+    assert_eq!(seen.len() as u64, stored, "one output per stored message");
+    for id in &acked {
+        assert!(
+            seen.contains_key(id),
+            "acknowledged message {id} has no output"
+        );
+    }
+    eprintln!(
+        "pipeline crash test: 4 kills, {} acknowledged, {} stored, {} outputs, no loss, no duplicate",
+        acked.len(),
+        stored,
+        seen.len()
+    );
+}
+
+#[test]
+fn pipelines_from_the_config_file_and_the_api_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("redact.wasm");
+    std::fs::write(&wasm, crate::guests::guest("redact-json")).unwrap();
+    let config = format!(
+        r#"
+[[streams]]
+name = "people"
+subjects = ["people/#"]
+
+[[streams]]
+name = "anon"
+subjects = ["anon/#"]
+
+[[handlers]]
+name = "redact-json"
+version = "1.0.0"
+wasm = "{}"
+
+[[pipelines]]
+name = "anonymise"
+source = "people"
+output = "anon/{{topic}}"
+steps = [{{ handler = "redact-json", config = {{ fields = ["/email"], pseudonymize = true }} }}]
+"#,
+        wasm.display()
+    );
+    let mut node = TestNode::start_with_config(Some(&config));
+    node.create_stream("api-out", json!({"subjects": ["api/#"]}));
+    create_pipeline(
+        &node,
+        "by-api",
+        json!({"source": "people", "steps": [{"handler": "redact-json", "config": {"fields": ["/name"]}}],
+               "output": "api/{topic}"}),
+    );
+    let rec = json!({"name": "Eve", "email": "eve@example.com"}).to_string();
+    node.publish("people/1", rec.as_bytes(), &[]);
+    wait_status(&node, "anonymise", 30, |v| v["messages_out"] == 1);
+    let first = json_payload(&read_stream(&node, "anon")[0]);
+    node.restart();
+    let (code, list) = node.get("/v1/pipelines");
+    assert_eq!(code, 200);
+    let names: Vec<&str> = list["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["anonymise", "by-api"]);
+    node.publish("people/2", rec.as_bytes(), &[]);
+    wait_status(&node, "anonymise", 30, |v| {
+        v["messages_out"] == 1 && v["lag"] == 0
+    });
+    wait_status(&node, "by-api", 30, |v| v["lag"] == 0);
+    let anon = read_stream(&node, "anon");
+    assert_eq!(anon.len(), 2, "the first message was not handled again");
+    assert_eq!(
+        json_payload(&anon[1])["email"],
+        first["email"],
+        "pseudonyms are stable across restarts (the tenant secret is kept)"
+    );
+    assert!(is_pseudonym(&first["email"]));
+    let api = read_stream(&node, "api-out");
+    assert_eq!(api.len(), 2);
+    assert_eq!(json_payload(&api[1])["name"], "");
+    let st = status(&node, "anonymise");
+    assert_eq!(st["definition"]["source"], "people");
+    assert_eq!(st["partitions"][0]["committed"], 2);
+}
+
+#[test]
+fn bad_handlers_and_pipelines_are_refused_with_the_reason() {
+    let node = TestNode::start();
+    node.create_stream("src", json!({"subjects": ["src/#"]}));
+    let (code, v) = put_wasm(&node, "junk", "1", b"\0asm not really");
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid component"),
+        "{v}"
+    );
+    let (code, _) = put_wasm(&node, "junk", "1", b"");
+    assert_eq!(code, 400);
+    let (code, v) = put_wasm(&node, "bad/name", "1", b"x");
+    assert_eq!(code, 404, "a slash is not part of a handler name: {v}");
+    let (code, v) = put_wasm(&node, "junk", "-x", b"x");
+    assert_eq!(code, 400, "{v}");
+
+    deploy(&node, "redact-json", "1");
+    let other = crate::guests::guest("filter");
+    let (code, v) = put_wasm(&node, "redact-json", "1", &other);
+    assert_eq!(code, 409, "versions are immutable: {v}");
+
+    let base = |steps: Value| json!({"source": "src", "steps": steps, "output": "o/{topic}"});
+    for (doc, code, needle) in [
+        (base(json!([{"handler": "missing"}])), 400, "not deployed"),
+        (
+            base(json!([{"handler": "redact-json", "version": "9"}])),
+            400,
+            "not deployed",
+        ),
+        (
+            base(json!([{"handler": "redact-json", "config": {"fields": ["email"]}}])),
+            400,
+            "JSON pointers",
+        ),
+        (
+            base(
+                json!([{"handler": "redact-json", "config": {"fields": []}, "limits": {"memory_bytes_max": "1TiB"}}]),
+            ),
+            400,
+            "memory_bytes_max",
+        ),
+        (
+            json!({"source": "nope", "steps": [{"handler": "redact-json"}], "output": "o"}),
+            400,
+            "does not exist",
+        ),
+        (
+            json!({"source": "src", "steps": [{"handler": "redact-json"}], "output": "o/{what}"}),
+            400,
+            "unknown field",
+        ),
+        (
+            json!({"source": "src", "steps": [{"handler": "redact-json"}]}),
+            400,
+            "output",
+        ),
+    ] {
+        let (c, v) = node.put_json("/v1/pipelines/p", &doc);
+        assert_eq!(c, code, "{doc}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{doc}: {msg:?} lacks {needle:?}");
+    }
+    let (c, _) = into_json(
+        node.agent
+            .put(format!("{}/v1/pipelines/p", node.url))
+            .send("{not json"),
+    );
+    assert_eq!(c, 400);
+    let (_, list) = node.get("/v1/pipelines");
+    assert_eq!(list["pipelines"], json!([]), "nothing half-created");
+
+    // What is in use cannot be pulled from under a pipeline.
+    create_pipeline(
+        &node,
+        "p",
+        base(json!([{"handler": "redact-json", "config": {"fields": []}}])),
+    );
+    assert_eq!(node.delete("/v1/streams/src").0, 409);
+    assert_eq!(node.delete("/v1/handlers/redact-json/1").0, 409);
+    let (c, v) = node.put_json(
+        "/v1/pipelines/p",
+        &json!({"source": "other", "steps": [{"handler": "redact-json"}], "output": "o"}),
+    );
+    assert!(c == 400 || c == 409, "{v}");
+    // A loop back into the source is dead-lettered, not published.
+    let (c, v) = node.put_json(
+        "/v1/pipelines/p",
+        &json!({"source": "src", "steps": [{"handler": "redact-json", "config": {"fields": []}}],
+                "output": "src/again", "retries": 0}),
+    );
+    assert_eq!(c, 200, "{v}");
+    node.publish("src/1", b"{}", &[]);
+    let st = wait_status(&node, "p", 30, |v| v["dead_lettered"] == 1);
+    assert!(
+        st["last_error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("output_loop"),
+        "{st}"
+    );
+    assert_eq!(node.delete("/v1/pipelines/p").0, 204);
+    assert_eq!(node.get("/v1/pipelines/p").0, 404);
+    assert_eq!(node.delete("/v1/handlers/redact-json/1").0, 204);
+    assert_eq!(node.delete("/v1/streams/src").0, 204);
+}
+
+#[test]
+fn a_bad_pipeline_in_the_config_file_stops_start_up_with_file_and_line() {
+    let err = crate::support::serve_failing(
+        "sluice.toml",
+        &[(
+            "sluice.toml",
+            "[[streams]]\nname = \"s\"\nsubjects = [\"s/#\"]\n\n[[pipelines]]\nname = \"p\"\nsource = \"s\"\noutput = \"o/{nope}\"\nsteps = [{ handler = \"h\" }]\n",
+        )],
+    );
+    assert!(err.contains("sluice.toml:5:"), "{err}");
+    assert!(err.contains("unknown field {nope}"), "{err}");
+}
