@@ -239,6 +239,7 @@ impl Runner {
         let mut outputs: Vec<Message> = Vec::new();
         let mut dead: Vec<Message> = Vec::new();
         let mut filtered = 0u64;
+        let mut breaker = false;
         for (partition, record) in messages {
             let offset = record.offset;
             let result =
@@ -268,7 +269,7 @@ impl Runner {
             done.insert(partition, offset + 1);
             if spec.breaker_failures > 0 && self.consecutive_failures >= spec.breaker_failures {
                 // Stop here: what follows waits in the source stream.
-                self.open_breaker(&spec);
+                breaker = true;
                 break;
             }
         }
@@ -281,6 +282,11 @@ impl Runner {
         self.stats.messages_out.fetch_add(out_count, Relaxed);
         self.stats.dead_lettered.fetch_add(dead_count, Relaxed);
         self.stats.filtered.fetch_add(filtered, Relaxed);
+        if breaker {
+            // Opened once what was handled is committed, so whoever sees the
+            // state sees the dead letters that opened it.
+            self.open_breaker(&spec);
+        }
         Ok(done)
     }
 
