@@ -1,0 +1,139 @@
+//! Payment card numbers: 12 to 19 digits, in groups separated by one
+//! consistent space or dash, that pass the Luhn check and fall in an
+//! issuer's range with a length that issuer uses. A Luhn-valid number
+//! outside every issuer range (an order number, say) is not a card.
+
+use super::Ctx;
+use crate::entity::{EntityKind, Match};
+use crate::text::{has_context, left_boundary, right_boundary};
+
+const CONTEXT: &[&str] = &[
+    "card",
+    "visa",
+    "mastercard",
+    "amex",
+    "credit",
+    "debit",
+    "cc",
+    "pan",
+];
+
+pub fn luhn_ok(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Whether the digits start like a card of an issuer that uses this length.
+pub fn issuer_ok(d: &[u8]) -> bool {
+    let prefix = |n: usize| d.iter().take(n).fold(0u32, |a, &x| a * 10 + u32::from(x));
+    let len = d.len();
+    let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
+    match p1 {
+        4 => matches!(len, 13 | 16 | 19), // Visa
+        5 => {
+            (51..=55).contains(&p2) && len == 16
+                || matches!(p2, 50 | 56..=58) && (12..=19).contains(&len)
+        } // Mastercard, Maestro
+        2 => (2221..=2720).contains(&p4) && len == 16, // Mastercard 2-series
+        3 => {
+            (matches!(p2, 34 | 37) && len == 15)                           // Amex
+                || ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len) // Diners
+                || (3528..=3589).contains(&p4) && (16..=19).contains(&len) // JCB
+        }
+        6 => {
+            (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65) && (16..=19).contains(&len) // Discover
+                || p2 == 62 && (16..=19).contains(&len)                    // UnionPay
+                || matches!(p2, 60 | 63 | 67) && (12..=19).contains(&len) // Maestro
+        }
+        _ => false,
+    }
+}
+
+/// Scans a run of digit groups from `i`: returns the end and the digits.
+/// Separators must be a single space or dash, the same throughout.
+pub(super) fn digit_run(s: &[u8], i: usize, max_digits: usize) -> (usize, Vec<u8>) {
+    let mut digits = Vec::new();
+    let mut sep: Option<u8> = None;
+    let mut j = i;
+    let mut end = i;
+    while j < s.len() && digits.len() <= max_digits {
+        let b = s[j];
+        if b.is_ascii_digit() {
+            digits.push(b - b'0');
+            j += 1;
+            end = j;
+        } else if matches!(b, b' ' | b'-')
+            && j + 1 < s.len()
+            && s[j + 1].is_ascii_digit()
+            && sep.is_none_or(|x| x == b)
+        {
+            sep = Some(b);
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    (end, digits)
+}
+
+pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_digit() || !left_boundary(s, i, b"-.,") {
+            i += 1;
+            continue;
+        }
+        let (end, digits) = digit_run(s, i, 19);
+        if (12..=19).contains(&digits.len())
+            && right_boundary(s, end, b"")
+            && !(end < s.len()
+                && matches!(s[end], b'-' | b'.' | b',')
+                && end + 1 < s.len()
+                && s[end + 1].is_ascii_digit())
+            && luhn_ok(&digits)
+            && issuer_ok(&digits)
+        {
+            let confidence = if has_context(s, i, 40, CONTEXT, ctx.key) {
+                0.99
+            } else {
+                0.9
+            };
+            out.push(Match {
+                kind: EntityKind::CreditCard,
+                start: i,
+                end,
+                confidence,
+            });
+        }
+        i = end.max(i + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_and_issuers() {
+        let d = |s: &str| crate::text::digits(s.as_bytes());
+        assert!(luhn_ok(&d("4111111111111111")) && issuer_ok(&d("4111111111111111")));
+        assert!(luhn_ok(&d("378282246310005")) && issuer_ok(&d("378282246310005")));
+        assert!(luhn_ok(&d("5555555555554444")) && issuer_ok(&d("5555555555554444")));
+        assert!(!luhn_ok(&d("4111111111111112")));
+        // Luhn-valid but no issuer starts with 1.
+        assert!(luhn_ok(&d("1000000000000008")) && !issuer_ok(&d("1000000000000008")));
+    }
+}

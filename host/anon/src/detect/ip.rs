@@ -1,0 +1,118 @@
+//! IP addresses. IPv4: four decimal octets 0-255 without leading zeros, not
+//! part of a longer dotted run and not a version number (`v1.2.3.4`,
+//! `version 1.2.3.4`). IPv6: what `std::net::Ipv6Addr` accepts, found in
+//! runs of hex digits and colons.
+
+use super::Ctx;
+use crate::entity::{EntityKind, Match};
+use crate::text::{has_context, left_boundary};
+
+const V4_CONTEXT: &[&str] = &[
+    "ip", "address", "host", "client", "server", "from", "src", "dst",
+];
+const VERSION_CONTEXT: &[&str] = &["version", "ver", "release", "build"];
+
+fn octet(s: &[u8], i: usize) -> Option<(u32, usize)> {
+    let mut j = i;
+    while j < s.len() && j - i < 4 && s[j].is_ascii_digit() {
+        j += 1;
+    }
+    let len = j - i;
+    if len == 0 || len > 3 || (len > 1 && s[i] == b'0') {
+        return None;
+    }
+    let v = crate::text::number(&s[i..j])?;
+    (v <= 255).then_some((v, j))
+}
+
+pub(super) fn find_v4(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_digit() || !left_boundary(s, i, b".") {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        let mut ok = true;
+        for n in 0..4 {
+            match octet(s, j) {
+                Some((_, e)) => j = e,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+            if n < 3 {
+                if j < s.len() && s[j] == b'.' {
+                    j += 1;
+                } else {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let tail_ok = j >= s.len()
+            || !(s[j].is_ascii_alphanumeric()
+                || (s[j] == b'.' && j + 1 < s.len() && s[j + 1].is_ascii_digit()));
+        let versioned =
+            i > 0 && matches!(s[i - 1], b'v' | b'V') || has_context(s, i, 12, VERSION_CONTEXT, "");
+        if ok && tail_ok && !versioned {
+            let confidence = if has_context(s, i, 30, V4_CONTEXT, ctx.key) {
+                0.95
+            } else {
+                0.8
+            };
+            out.push(Match {
+                kind: EntityKind::Ipv4,
+                start: i,
+                end: j,
+                confidence,
+            });
+            i = j;
+        } else {
+            // Skip the rest of this dotted run so its tail is not retried.
+            while i < s.len() && (s[i].is_ascii_digit() || s[i] == b'.') {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn v6_byte(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+}
+
+pub(super) fn find_v6(s: &[u8], out: &mut Vec<Match>) {
+    let mut i = 0;
+    while i < s.len() {
+        if !v6_byte(s[i]) || !left_boundary(s, i, b":.") {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < s.len() && v6_byte(s[j]) {
+            j += 1;
+        }
+        let mut end = j;
+        while end > i && s[end - 1] == b'.' {
+            end -= 1;
+        }
+        let run = &s[i..end];
+        let colons = run.iter().filter(|&&b| b == b':').count();
+        let is_v6 = colons >= 2
+            && (j >= s.len() || !s[j].is_ascii_alphanumeric())
+            && std::str::from_utf8(run)
+                .ok()
+                .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
+                .is_some();
+        if is_v6 {
+            out.push(Match {
+                kind: EntityKind::Ipv6,
+                start: i,
+                end,
+                confidence: 0.9,
+            });
+        }
+        i = j.max(i + 1);
+    }
+}

@@ -1,0 +1,308 @@
+//! The detectors and how their matches are combined. Each detector scans
+//! the text on its own (a linear pass triggered by a cheap byte test, then
+//! validation: checksums, calendars, numbering plans); [`Detector::detect`]
+//! runs the enabled ones and keeps, where matches overlap, the most
+//! confident (then the longest), so one piece of text is one entity.
+
+mod card;
+mod date;
+mod email;
+mod gps;
+mod iban;
+mod ip;
+mod mac;
+mod national;
+mod phone;
+mod url;
+
+use serde::Deserialize;
+
+use crate::entity::{EntityKind, Match};
+
+/// A set of entity kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    pub fn all() -> Self {
+        KindSet(EntityKind::ALL.iter().fold(0, |m, k| m | k.bit()))
+    }
+    pub fn empty() -> Self {
+        KindSet(0)
+    }
+    pub fn contains(self, k: EntityKind) -> bool {
+        self.0 & k.bit() != 0
+    }
+    pub fn insert(&mut self, k: EntityKind) {
+        self.0 |= k.bit();
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<EntityKind> for KindSet {
+    fn from_iter<T: IntoIterator<Item = EntityKind>>(iter: T) -> Self {
+        let mut s = KindSet::empty();
+        for k in iter {
+            s.insert(k);
+        }
+        s
+    }
+}
+
+/// What a detector is told, as written in a policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Kinds to look for (default: all).
+    #[serde(default)]
+    pub entities: Option<Vec<String>>,
+    /// Regions (ISO 3166 codes) whose national phone formats are
+    /// recognised without a `+` prefix (default: US, GB, DE, FR).
+    #[serde(default)]
+    pub phone_regions: Option<Vec<String>>,
+    /// Matches below this confidence are ignored (default 0.5).
+    #[serde(default)]
+    pub min_confidence: Option<f32>,
+}
+
+/// A configured set of detectors. Cheap to share; `detect` takes `&self`.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    kinds: KindSet,
+    phone_regions: Vec<phonenumber::country::Id>,
+    min_confidence: f32,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        use phonenumber::country::Id;
+        Detector {
+            kinds: KindSet::all(),
+            phone_regions: vec![Id::US, Id::GB, Id::DE, Id::FR],
+            min_confidence: 0.5,
+        }
+    }
+}
+
+/// What every detector may consult besides the text.
+pub(crate) struct Ctx<'a> {
+    /// The JSON key the text is the value of ("" for free text): a key
+    /// such as `phone` or `dob` is context as good as a word before.
+    pub key: &'a str,
+    pub phone_regions: &'a [phonenumber::country::Id],
+}
+
+impl Detector {
+    pub fn from_config(c: &DetectorConfig) -> Result<Self, String> {
+        let mut d = Detector::default();
+        if let Some(names) = &c.entities {
+            d.kinds = names
+                .iter()
+                .map(|n| EntityKind::parse(n).ok_or_else(|| format!("unknown entity {n:?}")))
+                .collect::<Result<KindSet, _>>()?;
+        }
+        if let Some(regions) = &c.phone_regions {
+            d.phone_regions = regions
+                .iter()
+                .map(|r| {
+                    r.parse::<phonenumber::country::Id>()
+                        .map_err(|_| format!("unknown phone region {r:?}"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(m) = c.min_confidence {
+            if !(0.0..=1.0).contains(&m) {
+                return Err("min_confidence must be between 0 and 1".into());
+            }
+            d.min_confidence = m;
+        }
+        Ok(d)
+    }
+
+    /// Only these kinds.
+    pub fn with_kinds(mut self, kinds: KindSet) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    pub fn kinds(&self) -> KindSet {
+        self.kinds
+    }
+
+    /// Every entity in `text`, sorted by position, none overlapping.
+    pub fn detect(&self, text: &str) -> Vec<Match> {
+        self.detect_in_field(text, "")
+    }
+
+    /// [`Detector::detect`] for the value of the JSON field `key`.
+    pub fn detect_in_field(&self, text: &str, key: &str) -> Vec<Match> {
+        let s = text.as_bytes();
+        let mut found = Vec::new();
+        // Quick exits: nearly every detector needs a digit, an '@' or a
+        // URL prefix; text without them is common (names, enums).
+        let has_digit = s.iter().any(u8::is_ascii_digit);
+        let ctx = Ctx {
+            key,
+            phone_regions: &self.phone_regions,
+        };
+        let k = self.kinds;
+        if k.contains(EntityKind::Email) && s.contains(&b'@') {
+            email::find(s, &mut found);
+        }
+        if k.contains(EntityKind::Url) && (s.contains(&b':') || s.contains(&b'.')) {
+            url::find(s, &mut found);
+        }
+        if has_digit {
+            if k.contains(EntityKind::CreditCard) {
+                card::find(s, &ctx, &mut found);
+            }
+            if k.contains(EntityKind::Iban) {
+                iban::find(s, &mut found);
+            }
+            if k.contains(EntityKind::Ipv4) {
+                ip::find_v4(s, &ctx, &mut found);
+            }
+            if k.contains(EntityKind::Date) || k.contains(EntityKind::DateOfBirth) {
+                date::find(s, &ctx, &mut found);
+            }
+            if k.contains(EntityKind::Gps) {
+                gps::find(s, &mut found);
+            }
+            if k.contains(EntityKind::UsSsn) {
+                national::find_ssn(s, &ctx, &mut found);
+            }
+            if k.contains(EntityKind::UkNino) {
+                national::find_nino(s, &mut found);
+            }
+            if k.contains(EntityKind::Phone) {
+                phone::find(s, &ctx, &mut found);
+            }
+        }
+        if s.contains(&b':') || s.contains(&b'-') || s.contains(&b'.') {
+            if k.contains(EntityKind::Ipv6) && s.contains(&b':') {
+                ip::find_v6(s, &mut found);
+            }
+            if k.contains(EntityKind::Mac) {
+                mac::find(s, &mut found);
+            }
+        }
+        found.retain(|m| self.kinds.contains(m.kind) && m.confidence >= self.min_confidence);
+        resolve_overlaps(found)
+    }
+}
+
+/// Keeps, among overlapping matches, the most confident, then the longest,
+/// then the earliest.
+fn resolve_overlaps(mut found: Vec<Match>) -> Vec<Match> {
+    found.sort_by(|a, b| {
+        b.confidence
+            .total_cmp(&a.confidence)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Match> = Vec::with_capacity(found.len());
+    for m in found {
+        if kept.iter().all(|k| m.end <= k.start || m.start >= k.end) {
+            kept.push(m);
+        }
+    }
+    kept.sort_by_key(|m| m.start);
+    kept
+}
+
+/// A decimal number (with a '.') at byte `i` of `s`: (value, end).
+pub(crate) fn decimal_at(s: &[u8], i: usize) -> Option<(f64, usize)> {
+    if !(crate::text::left_boundary(s, i, b".") || s[i] == b'-') {
+        return None;
+    }
+    gps::decimal(s, i, 1)
+}
+
+/// (year, month, day) of a whole-value date.
+pub(crate) fn parse_date(text: &str) -> Option<(u32, u32, u32)> {
+    date::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(kind, matched text)` of everything found in `text`.
+    pub(crate) fn found(text: &str) -> Vec<(EntityKind, String)> {
+        Detector::default()
+            .detect(text)
+            .into_iter()
+            .map(|m| (m.kind, text[m.start..m.end].to_owned()))
+            .collect()
+    }
+
+    fn kinds(text: &str) -> Vec<EntityKind> {
+        found(text).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn finds_each_kind_in_free_text() {
+        use EntityKind::*;
+        for (text, kind, what) in [
+            (
+                "write to ann.lee+x@mail.example.co.uk today",
+                Email,
+                "ann.lee+x@mail.example.co.uk",
+            ),
+            ("call +44 20 7946 0958 now", Phone, "+44 20 7946 0958"),
+            ("call (202) 555-0143 now", Phone, "(202) 555-0143"),
+            ("ruf 030 1234567 an", Phone, "030 1234567"),
+            (
+                "card 4111 1111 1111 1111 ok",
+                CreditCard,
+                "4111 1111 1111 1111",
+            ),
+            ("amex 3782-822463-10005 ok", CreditCard, "3782-822463-10005"),
+            (
+                "pay DE89 3704 0044 0532 0130 00 now",
+                Iban,
+                "DE89 3704 0044 0532 0130 00",
+            ),
+            ("from 192.168.1.20 port", Ipv4, "192.168.1.20"),
+            (
+                "from 2001:db8:85a3::8a2e:370:7334 port",
+                Ipv6,
+                "2001:db8:85a3::8a2e:370:7334",
+            ),
+            ("nic 00:1A:2b:3C:4d:5E up", Mac, "00:1A:2b:3C:4d:5E"),
+            (
+                "see https://example.com/a?b=c.",
+                Url,
+                "https://example.com/a?b=c",
+            ),
+            ("on 2024-03-15 we", Date, "2024-03-15"),
+            ("born 12 March 1990 in", DateOfBirth, "12 March 1990"),
+            ("at 51.50722, -0.12750 now", Gps, "51.50722, -0.12750"),
+            ("ssn 123-45-6789 ok", UsSsn, "123-45-6789"),
+            ("nino AB 12 34 56 C ok", UkNino, "AB 12 34 56 C"),
+        ] {
+            assert_eq!(found(text), vec![(kind, what.to_owned())], "{text}");
+        }
+    }
+
+    #[test]
+    fn decoys_are_left_alone() {
+        for text in [
+            "order 4111111111111112 shipped",          // fails Luhn
+            "order number 1234567890123456",           // fails Luhn
+            "invoice 2024000123",                      // a number, not a phone
+            "at 2024-03-15T10:00:00Z it ran",          // a timestamp
+            "id 550e8400-e29b-41d4-a716-446655440000", // a UUID
+            "version 1.2.3.4 released",                // a version string
+            "v2.10.1 and 3.14159",                     // versions and pi
+            "DE00 3704 0044 0532 0130 00",             // bad IBAN check digits
+            "ssn 666-12-3456 invalid area",
+            "time 10:30:45 today",
+            "ratio 1.5, 2.5",
+        ] {
+            assert_eq!(kinds(text), vec![], "{text}: {:?}", found(text));
+        }
+    }
+}
