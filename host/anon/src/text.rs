@@ -32,7 +32,14 @@ pub fn has_context(
     words: &[&str],
     extra_context: &str,
 ) -> bool {
-    let from = start.saturating_sub(window);
+    let mut from = start.saturating_sub(window);
+    // Context belongs to the same sentence or clause.
+    if let Some(cut) = s[from..start]
+        .windows(2)
+        .rposition(|w| matches!(w, [b'.', b' '] | [b';', b' '] | [b'\n', _]))
+    {
+        from += cut + 1;
+    }
     let before = &s[from..start];
     let hit = |hay: &[u8]| {
         words.iter().any(|w| {

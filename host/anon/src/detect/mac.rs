@@ -31,7 +31,12 @@ pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
         let end = groups(s, i, 6, 2, b':')
             .or_else(|| groups(s, i, 6, 2, b'-'))
             .or_else(|| groups(s, i, 3, 4, b'.'))
-            .filter(|&e| right_boundary(s, e, b":-."));
+            .filter(|&e| {
+                right_boundary(s, e, b"")
+                    && !(e + 1 < s.len()
+                        && matches!(s[e], b':' | b'-' | b'.')
+                        && s[e + 1].is_ascii_hexdigit())
+            });
         match end {
             Some(e) => {
                 out.push(Match {

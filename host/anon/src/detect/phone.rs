@@ -114,6 +114,13 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
             }
             continue;
         };
+        // A '(' that closes only after the number wraps it, it is not an
+        // area code: "(030 1234567)".
+        let start = if b == b'(' && !s[i..end].contains(&b')') {
+            i + 1
+        } else {
+            i
+        };
         let after_ok = end >= s.len()
             || !(s[end].is_ascii_alphanumeric()
                 || (matches!(s[end], b'.' | b'-' | b'/' | b':')
@@ -121,11 +128,11 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
                     && s[end + 1].is_ascii_digit()));
         let context = has_context(s, i, 30, CONTEXT, ctx.key);
         if after_ok && (separated || context) {
-            let text = std::str::from_utf8(&s[i..end]).unwrap_or("");
+            let text = std::str::from_utf8(&s[start..end]).unwrap_or("");
             if super::date::parse(text).is_none() && valid(text, ctx.phone_regions) {
                 out.push(Match {
                     kind: EntityKind::Phone,
-                    start: i,
+                    start,
                     end,
                     confidence: if context { 0.95 } else { 0.75 },
                 });
