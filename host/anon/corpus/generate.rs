@@ -366,7 +366,7 @@ impl Gen {
                             }
                         })
                         .sum();
-                    if sum % 10 != 0 {
+                    if !sum.is_multiple_of(10) {
                         return format!("order {d}");
                     }
                 }
