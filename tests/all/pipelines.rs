@@ -732,3 +732,98 @@ fn a_bad_pipeline_in_the_config_file_stops_start_up_with_file_and_line() {
     assert!(err.contains("sluice.toml:5:"), "{err}");
     assert!(err.contains("unknown field {nope}"), "{err}");
 }
+
+#[test]
+fn the_anonymise_handler_applies_its_policy_and_audits_what_it_did() {
+    let node = TestNode::start();
+    node.create_stream("people", json!({"subjects": ["people/#"]}));
+    node.create_stream("safe", json!({"subjects": ["safe/#"]}));
+    deploy(&node, "anonymise", "1.0.0");
+    let policy = json!({
+        "rules": [
+            {"path": "$.email", "op": "pseudonymize", "format_preserving": true},
+            {"path": "$.position", "op": "generalize", "decimals": 2},
+            {"path": "$.card", "op": "mask", "keep_last": 4},
+        ],
+        "scan": {"default": {"op": "replace"}},
+    });
+    create_pipeline(
+        &node,
+        "anon",
+        json!({"source": "people", "steps": [{"handler": "anonymise", "config": policy}], "output": "safe/{topic}"}),
+    );
+    let rec = json!({
+        "name": "Ada", "email": "ada@example.com", "card": "4111 1111 1111 1111",
+        "position": {"lat": 51.507222, "lon": -0.1275},
+        "note": "call +44 20 7946 0958 about order 4111111111111112",
+    });
+    for _ in 0..2 {
+        node.publish(
+            "people/1",
+            rec.to_string().as_bytes(),
+            &[("content-type", "application/json")],
+        );
+    }
+    node.publish(
+        "people/2",
+        b"plain text from 192.168.1.20 and a@b.example",
+        &[],
+    );
+    node.publish("people/3", &[0xff, 0xfe, 0xfd], &[]);
+    let st = wait_status(&node, "anon", 30, |v| {
+        v["messages_in"] == 4 && v["lag"] == 0
+    });
+    assert_eq!(st["messages_out"], 3, "{st}");
+    assert_eq!(
+        st["dead_lettered"], 1,
+        "binary payloads are not passed on unscanned"
+    );
+    let out = read_stream(&node, "safe");
+    let a = json_payload(&out[0]);
+    let b = json_payload(&out[1]);
+    assert_eq!(a, b, "the same input gives the same output");
+    let email = a["email"].as_str().unwrap();
+    assert!(
+        email.ends_with(".invalid") && email.contains('@') && !email.contains("ada"),
+        "{email}"
+    );
+    assert_eq!(a["card"], "**** **** **** 1111");
+    assert_eq!(a["position"], json!({"lat": 51.51, "lon": -0.13}));
+    assert_eq!(a["note"], "call <PHONE> about order 4111111111111112");
+    assert_eq!(a["name"], "Ada", "names are not a pattern entity");
+    let audit: Value =
+        serde_json::from_str(out[0]["headers"]["sluice-anon-audit"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        audit,
+        json!({"EMAIL": 1, "CREDIT_CARD": 1, "FIELD": 1, "PHONE": 1})
+    );
+    assert_eq!(
+        String::from_utf8(payload(&out[2])).unwrap(),
+        "plain text from <IPV4> and <EMAIL>"
+    );
+    let counters = &st["steps"][0]["counters"];
+    assert_eq!(counters["PHONE"], 2, "{st}");
+    assert_eq!(counters["IPV4"], 1, "{st}");
+    let dead = read_stream(&node, "anon-dlq");
+    let r = dead[0]["headers"]["sluice-dlq-reason"].as_str().unwrap();
+    assert!(r.starts_with("handler_error: binary_payload"), "{r}");
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics.as_str().unwrap().contains("sluice_handler_counter_total{pipeline=\"anon\",step=\"1\",handler=\"anonymise\",version=\"1.0.0\",name=\"PHONE\"} 2"),
+        "{metrics}"
+    );
+    // A bad policy is refused with the reason, and nothing changes.
+    let (code, v) = node.put_json(
+        "/v1/pipelines/anon",
+        &json!({"source": "people", "steps": [{"handler": "anonymise", "config": {"rules": [{"path": "email", "op": "redact"}]}}], "output": "safe/{topic}"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must start with '$'"),
+        "{v}"
+    );
+    assert_eq!(status(&node, "anon")["reloads"], 0);
+}

@@ -250,7 +250,6 @@ fn generalize(
     to: Option<DatePart>,
     band: Option<u32>,
 ) -> Option<String> {
-    let kind = kind.or_else(|| guess(value));
     match kind {
         Some(EntityKind::Gps) => Some(round_numbers(value, decimals.unwrap_or(2))),
         Some(EntityKind::Date) | Some(EntityKind::DateOfBirth) => {
@@ -288,8 +287,8 @@ pub fn band_of(n: f64, band: u32) -> String {
 }
 
 /// The kind of a whole value, for operators applied by a JSON rule.
-pub fn guess(value: &str) -> Option<EntityKind> {
-    let found = crate::detect::Detector::default().detect(value);
+pub fn guess(detector: &crate::detect::Detector, value: &str) -> Option<EntityKind> {
+    let found = detector.detect(value);
     match found.as_slice() {
         [m] if m.start == 0 && m.end == value.len() => Some(m.kind),
         _ => None,
@@ -312,6 +311,10 @@ mod tests {
     fn run(op: &str, kind: Option<EntityKind>, value: &str) -> Option<String> {
         let op: Operator = serde_json::from_str(op).unwrap();
         op.apply_text(kind, value, &mut fake)
+    }
+
+    fn guess(value: &str) -> Option<EntityKind> {
+        super::guess(&crate::detect::Detector::default(), value)
     }
 
     #[test]

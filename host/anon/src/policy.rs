@@ -116,7 +116,10 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Policy {
     rules: Vec<Rule>,
-    scan: Option<Detector>,
+    /// Finds entities: in every string when scanning is on, and in the
+    /// value of a rule that names no entity kind (to pick the tag).
+    detector: Detector,
+    scan: bool,
     default_op: Operator,
     ops: BTreeMap<EntityKind, Operator>,
 }
@@ -228,9 +231,18 @@ impl Policy {
             }
             ops.insert(k, op);
         }
+        if enabled && detector.kinds().contains(EntityKind::Phone) {
+            // The numbering plans are compiled with the detector; one pass
+            // over sample numbers also builds the regexes' first states
+            // now, at deployment (a handler's `init`), not on a message.
+            detector.detect(
+                "+44 20 7946 0958, 020 7946 0958, (202) 555-0143, 030 1234567, 01 23 45 67 89",
+            );
+        }
         Ok(Policy {
             rules,
-            scan: enabled.then_some(detector),
+            detector,
+            scan: enabled,
             default_op: scan.default.unwrap_or(Operator::Replace { with: None }),
             ops,
         })
@@ -284,10 +296,10 @@ impl Policy {
         p: &mut dyn Pseudonymizer,
         audit: &mut Audit,
     ) -> String {
-        let Some(d) = &self.scan else {
+        if !self.scan {
             return text.to_owned();
-        };
-        let found = d.detect_in_field(text, key);
+        }
+        let found = self.detector.detect_in_field(text, key);
         if found.is_empty() {
             return text.to_owned();
         }
@@ -335,7 +347,7 @@ impl Policy {
         if !path.is_empty()
             && let Some(rule) = self.rule_for(path)
         {
-            return apply_rule(rule, v, p, audit);
+            return apply_rule(rule, &self.detector, v, p, audit);
         }
         if path.len() >= DEPTH_MAX {
             return Walk::Keep;
@@ -347,7 +359,7 @@ impl Policy {
                     *s = out;
                 }
             }
-            Value::Number(n) if self.scan.is_some() && numeric_pii_key(key) => {
+            Value::Number(n) if self.scan && numeric_pii_key(key) => {
                 // A phone or card number stored as a JSON number: scanned as
                 // text; a match becomes a string, so the JSON stays valid.
                 let text = n.to_string();
@@ -411,7 +423,13 @@ fn numeric_pii_key(key: &str) -> bool {
     .any(|w| k.contains(w))
 }
 
-fn apply_rule(rule: &Rule, v: &mut Value, p: &mut dyn Pseudonymizer, audit: &mut Audit) -> Walk {
+fn apply_rule(
+    rule: &Rule,
+    detector: &Detector,
+    v: &mut Value,
+    p: &mut dyn Pseudonymizer,
+    audit: &mut Audit,
+) -> Walk {
     if rule.op == Operator::Keep {
         return Walk::Keep;
     }
@@ -421,7 +439,9 @@ fn apply_rule(rule: &Rule, v: &mut Value, p: &mut dyn Pseudonymizer, audit: &mut
         Value::Bool(_) | Value::Null => None,
         _ => None,
     };
-    let kind = rule.entity.or_else(|| text.as_deref().and_then(guess));
+    let kind = rule
+        .entity
+        .or_else(|| text.as_deref().and_then(|t| guess(detector, t)));
     let name = kind.map_or("FIELD", EntityKind::as_str).to_owned();
     if v.is_null() {
         return Walk::Keep; // nothing there to protect

@@ -50,6 +50,12 @@ pub struct Limits {
     /// Wall-clock budget of one call (a batch: times the number of
     /// messages). Enforced by epoch interruption: `deadline`.
     pub deadline_ms: u64,
+    /// Fuel for starting an instance and running its `init`, which may
+    /// load tables (libphonenumber's metadata in `anonymise`) or a whole
+    /// language runtime: once per instance, so it gets its own budget.
+    pub init_fuel: u64,
+    /// Wall-clock budget of instantiation plus `init`.
+    pub init_deadline_ms: u64,
     /// Outputs one message may produce: `output_limit`.
     pub outputs_max: u32,
     /// Bytes (topics, keys, headers, payloads) one message's outputs may
@@ -80,6 +86,10 @@ impl Default for Limits {
             fuel_per_call: 10_000_000,
             memory_bytes_max: 64 << 20,
             deadline_ms: 100,
+            // ~70 ms of native work for anonymise's phone metadata; a
+            // little more for Wasm, measured in docs/handlers.md.
+            init_fuel: 2_000_000_000,
+            init_deadline_ms: 2_000,
             outputs_max: 64,
             output_bytes_max: 4 << 20,
             calls_per_instance_max: 100_000,
@@ -105,8 +115,8 @@ impl Limits {
         if self.memory_bytes_max < 64 << 10 {
             return Err("memory_bytes_max must be at least one Wasm page (65536)".into());
         }
-        if self.deadline_ms == 0 {
-            return Err("deadline_ms must be at least 1".into());
+        if self.deadline_ms == 0 || self.init_deadline_ms == 0 {
+            return Err("deadline_ms and init_deadline_ms must be at least 1".into());
         }
         if runtime.fuel_enabled && self.fuel_per_call == 0 {
             return Err("fuel_per_call must be at least 1".into());

@@ -295,13 +295,18 @@ impl LoadedHandler {
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|d| &mut d.limiter);
-        // Instantiation and `init` run under the budget of one call.
-        arm(&mut store, &self.limits, &self.runtime, 1);
+        // Instantiation and `init` run under their own budget.
+        let init_limits = Limits {
+            fuel_per_call: self.limits.init_fuel,
+            deadline_ms: self.limits.init_deadline_ms,
+            ..self.limits.clone()
+        };
+        arm(&mut store, &init_limits, &self.runtime, 1);
         self.stats.instances_started += 1;
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(e) => {
-                let err = match classify(e, store.data(), &self.limits, 1) {
+                let err = match classify(e, store.data(), &init_limits, 1) {
                     InvokeError::Trap { message, .. } => InvokeError::Instantiate(message),
                     other => other,
                 };
@@ -325,7 +330,7 @@ impl LoadedHandler {
                 Err(InvokeError::Init(message))
             }
             Err(e) => {
-                let err = match classify(e, store.data(), &self.limits, 1) {
+                let err = match classify(e, store.data(), &init_limits, 1) {
                     InvokeError::Trap { message, .. } => {
                         InvokeError::Init(format!("trap: {message}"))
                     }

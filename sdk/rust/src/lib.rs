@@ -44,6 +44,18 @@ mod message;
 pub use bindings::sluice::handler::types::{HandlerError, Message, Output};
 pub use serde_json as json;
 
+/// The anonymisation library (`features = ["anon"]`): detectors, operators
+/// and policies. Pass [`host_pseudonymizer`] where it asks for a
+/// pseudonymizer, so pseudonyms come from the tenant's secret in the host.
+#[cfg(feature = "anon")]
+pub use sluice_anon as anon;
+
+/// The host's keyed pseudonymisation as an [`anon::Pseudonymizer`].
+#[cfg(feature = "anon")]
+pub fn host_pseudonymizer() -> impl FnMut(&str, &str) -> String {
+    |domain: &str, value: &str| host::pseudonymize(domain, value)
+}
+
 /// A message handler. One value lives per Wasm instance: `init` builds it
 /// from the pipeline step's config, then `handle` is called once per message.
 /// The host may throw the instance away at any time (after a trap, or to

@@ -12,6 +12,7 @@ mod iban;
 mod ip;
 mod mac;
 mod national;
+mod numbering;
 mod phone;
 mod url;
 
@@ -71,7 +72,9 @@ pub struct DetectorConfig {
 #[derive(Debug, Clone)]
 pub struct Detector {
     kinds: KindSet,
-    phone_regions: Vec<phonenumber::country::Id>,
+    /// Numbering plans of the regions whose national formats count, and
+    /// of the country codes met so far.
+    plans: std::sync::Arc<numbering::Plans>,
     min_confidence: f32,
 }
 
@@ -80,7 +83,12 @@ impl Default for Detector {
         use phonenumber::country::Id;
         Detector {
             kinds: KindSet::all(),
-            phone_regions: vec![Id::US, Id::GB, Id::DE, Id::FR],
+            plans: std::sync::Arc::new(numbering::Plans::for_regions(&[
+                Id::US,
+                Id::GB,
+                Id::DE,
+                Id::FR,
+            ])),
             min_confidence: 0.5,
         }
     }
@@ -91,7 +99,7 @@ pub(crate) struct Ctx<'a> {
     /// The JSON key the text is the value of ("" for free text): a key
     /// such as `phone` or `dob` is context as good as a word before.
     pub key: &'a str,
-    pub phone_regions: &'a [phonenumber::country::Id],
+    pub plans: &'a numbering::Plans,
 }
 
 impl Detector {
@@ -104,13 +112,14 @@ impl Detector {
                 .collect::<Result<KindSet, _>>()?;
         }
         if let Some(regions) = &c.phone_regions {
-            d.phone_regions = regions
+            let ids = regions
                 .iter()
                 .map(|r| {
                     r.parse::<phonenumber::country::Id>()
                         .map_err(|_| format!("unknown phone region {r:?}"))
                 })
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
+            d.plans = std::sync::Arc::new(numbering::Plans::for_regions(&ids));
         }
         if let Some(m) = c.min_confidence {
             if !(0.0..=1.0).contains(&m) {
@@ -145,7 +154,7 @@ impl Detector {
         let has_digit = s.iter().any(u8::is_ascii_digit);
         let ctx = Ctx {
             key,
-            phone_regions: &self.phone_regions,
+            plans: &self.plans,
         };
         let k = self.kinds;
         if k.contains(EntityKind::Email) && s.contains(&b'@') {

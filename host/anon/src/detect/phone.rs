@@ -9,6 +9,7 @@
 //! or in the JSON key.
 
 use super::Ctx;
+use super::numbering::Plans;
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary};
 
@@ -73,27 +74,36 @@ fn candidate(s: &[u8], i: usize) -> Option<(usize, usize, bool)> {
         .then_some((end, digits, separated))
 }
 
-fn valid(text: &str, regions: &[phonenumber::country::Id]) -> bool {
-    let international = text.starts_with('+') || text.starts_with("00");
-    if international {
-        let t = text.strip_prefix("00").map(|r| format!("+{r}"));
-        let t = t.as_deref().unwrap_or(text);
-        return phonenumber::parse(None, t).is_ok_and(|n| phonenumber::is_valid(&n));
+fn valid(text: &str, plans: &Plans) -> bool {
+    let digits: String = text
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(char::from)
+        .collect();
+    if text.starts_with('+') {
+        return plans.is_valid_international(&digits);
     }
-    // National formats: a trunk '0' (most of the world), or the ten digits
-    // of the North American plan. Anything else is more likely a date, an
-    // id or an amount than a phone number.
-    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_digit).collect();
-    let nanp = digits.len() == 10 && digits[0] != b'0' && digits[0] != b'1'
-        || digits.len() == 11 && digits[0] == b'1';
-    let trunk = digits.first() == Some(&b'0');
-    regions.iter().any(|r| {
-        let is_nanp = matches!(
-            r,
-            phonenumber::country::Id::US | phonenumber::country::Id::CA
-        );
-        (if is_nanp { nanp } else { trunk })
-            && phonenumber::parse(Some(*r), text).is_ok_and(|n| phonenumber::is_valid(&n))
+    if text.starts_with("00") {
+        return plans.is_valid_international(&digits[2..]);
+    }
+    // National formats: the trunk prefix (`0` in most of the world), or the
+    // ten digits of the North American plan. Anything else is more likely
+    // a date, an id or an amount than a phone number.
+    plans.national.iter().any(|(region, _, plan)| {
+        use phonenumber::country::Id;
+        if matches!(region, Id::US | Id::CA) {
+            let nsn = match digits.len() {
+                10 => &digits[..],
+                11 if digits.starts_with('1') => &digits[1..],
+                _ => return false,
+            };
+            !nsn.starts_with(['0', '1']) && plan.is_valid(nsn)
+        } else {
+            plan.national_prefix
+                .as_deref()
+                .and_then(|np| digits.strip_prefix(np))
+                .is_some_and(|nsn| plan.is_valid(nsn))
+        }
     })
 }
 
@@ -129,7 +139,7 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
         let context = has_context(s, i, 30, CONTEXT, ctx.key);
         if after_ok && (separated || context) {
             let text = std::str::from_utf8(&s[start..end]).unwrap_or("");
-            if super::date::parse(text).is_none() && valid(text, ctx.phone_regions) {
+            if super::date::parse(text).is_none() && valid(text, ctx.plans) {
                 out.push(Match {
                     kind: EntityKind::Phone,
                     start,

@@ -708,6 +708,24 @@ impl Node {
         }
         family(
             out,
+            "sluice_handler_counter_total",
+            "counter",
+            "A handler's own counters (metrics.counter-add), by name.",
+        );
+        for (name, _, stats) in &all {
+            for (i, s) in stats.steps().iter().enumerate() {
+                for (counter, v) in s.counters() {
+                    let _ = writeln!(
+                        out,
+                        "sluice_handler_counter_total{{{},name=\"{}\"}} {v}",
+                        step_labels(name, i + 1, s),
+                        label(&counter)
+                    );
+                }
+            }
+        }
+        family(
+            out,
             "sluice_handler_call_seconds",
             "histogram",
             "Latency of one handler call.",

@@ -282,6 +282,11 @@ impl Runner {
         self.stats.messages_out.fetch_add(out_count, Relaxed);
         self.stats.dead_lettered.fetch_add(dead_count, Relaxed);
         self.stats.filtered.fetch_add(filtered, Relaxed);
+        for step in &self.deployment.steps {
+            if !step.handler.counters().is_empty() {
+                step.stats.set_counters(step.handler.counters());
+            }
+        }
         if breaker {
             // Opened once what was handled is committed, so whoever sees the
             // state sees the dead letters that opened it.

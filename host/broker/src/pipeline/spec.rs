@@ -89,6 +89,12 @@ pub struct StepLimitsDoc {
     /// e.g. `"4MiB"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_bytes_max: Option<String>,
+    /// Fuel for starting an instance and its `init`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_fuel: Option<u64>,
+    /// Wall-clock budget of starting an instance and its `init`, e.g. `"2s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_deadline: Option<String>,
 }
 
 /// A checked pipeline definition.
@@ -237,6 +243,13 @@ impl StepDoc {
             }
             if let Some(b) = &l.output_bytes_max {
                 limits.output_bytes_max = bytes("output_bytes_max", b)?;
+            }
+            if let Some(f) = l.init_fuel {
+                limits.init_fuel = f;
+            }
+            if let Some(d) = &l.init_deadline {
+                limits.init_deadline_ms =
+                    parse_duration_ms(d).map_err(|e| format!("`limits.init_deadline`: {e}"))?;
             }
         }
         Ok(StepSpec {

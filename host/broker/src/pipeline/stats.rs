@@ -74,6 +74,9 @@ pub struct StepStats {
     pub errors: AtomicU64,
     pub fuel_consumed: AtomicU64,
     pub latency: Histogram,
+    /// The guest's own counters (`metrics.counter-add`), e.g. the entities
+    /// `anonymise` handled per kind; copied after each batch.
+    counters: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl StepStats {
@@ -85,7 +88,18 @@ impl StepStats {
             errors: AtomicU64::new(0),
             fuel_consumed: AtomicU64::new(0),
             latency: Histogram::with_bounds(&HANDLER_BUCKETS_S),
+            counters: Mutex::default(),
         }
+    }
+
+    pub fn set_counters<'a>(&self, c: impl IntoIterator<Item = (&'a String, &'a u64)>) {
+        let mut m = self.counters.lock().expect("stats lock");
+        m.clear();
+        m.extend(c.into_iter().map(|(k, v)| (k.clone(), *v)));
+    }
+
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counters.lock().expect("stats lock").clone()
     }
 
     pub fn record(&self, took: Duration, failed: bool, fuel: u64) {
@@ -105,6 +119,7 @@ impl StepStats {
             "invocations": self.invocations.load(Relaxed),
             "errors": self.errors.load(Relaxed),
             "fuel_consumed": self.fuel_consumed.load(Relaxed),
+            "counters": self.counters(),
             "latency_us": {
                 "mean": (self.latency.mean_s() * 1e6).round() as u64,
                 "p50_at_most": us(self.latency.quantile_upper_s(0.5)),
