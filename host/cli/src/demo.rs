@@ -1,10 +1,11 @@
 //! `sluice demo`: the first thing a newcomer runs. It starts a node on the
-//! embedded default with a `demo` stream, deploys the example `redact-json`
+//! embedded default with a `demo` stream, deploys the ready-made `anonymise`
 //! handler and a pipeline over the real HTTP API, publishes two sign-up
 //! records with personal data, and shows what comes out of the pipeline:
-//! names and emails replaced by keyed pseudonyms (the same email gives the
-//! same pseudonym), phone and card blanked. The node keeps running so they
-//! can try `sluice pub`, `sluice read` and the API themselves.
+//! the name and email replaced by keyed pseudonyms (the same email gives
+//! the same pseudonym), the card masked, the position coarsened and the
+//! phone number in the free-text note found and replaced. The node keeps
+//! running so they can try `sluice pub`, `sluice read` and the API.
 
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,22 @@ pub fn stream_specs() -> Vec<StreamSpec> {
 }
 
 const RECORDS: [&str; 2] = [
-    r#"{"name":"Ada Lovelace","email":"ada@example.com","phone":"+44 20 7946 0958","card":"4111 1111 1111 1111","position":{"lat":51.5072,"lon":-0.1276}}"#,
-    r#"{"name":"A. Lovelace","email":"ada@example.com","phone":"+44 20 7946 0000","card":"5500 0000 0000 0004","position":{"lat":51.5101,"lon":-0.1340}}"#,
+    r#"{"name":"Ada Lovelace","email":"ada@example.com","phone":"+44 20 7946 0958","card":"4111 1111 1111 1111","position":{"lat":51.507222,"lon":-0.127647},"note":"call me on +44 20 7946 0958 after 5pm"}"#,
+    r#"{"name":"A. Lovelace","email":"ada@example.com","phone":"+44 20 7946 0000","card":"5500 0000 0000 0004","position":{"lat":51.510137,"lon":-0.134012},"note":"order 4111111111111112 arrived"}"#,
 ];
+
+/// What the demo pipeline does to a sign-up record.
+fn policy() -> Value {
+    json!({
+        "rules": [
+            {"path": "$.name", "op": "pseudonymize"},
+            {"path": "$.email", "op": "pseudonymize", "format_preserving": true},
+            {"path": "$.card", "op": "mask", "keep_last": 4},
+            {"path": "$.position", "op": "generalize", "decimals": 2},
+        ],
+        "scan": {"default": {"op": "replace"}},
+    })
+}
 
 pub fn walk_through(url: &str) -> anyhow::Result<()> {
     println!("\n== Sluice demo: node at {url}");
@@ -59,12 +73,15 @@ pub fn walk_through(url: &str) -> anyhow::Result<()> {
         let payload = base64::engine::general_purpose::STANDARD
             .decode(m["payload"].as_str().unwrap_or(""))?;
         println!(
-            "<- {} {}",
+            "<- {} {}\n   audit: {}",
             m["topic"].as_str().unwrap_or("?"),
-            String::from_utf8_lossy(&payload)
+            String::from_utf8_lossy(&payload),
+            m["headers"]["sluice-anon-audit"].as_str().unwrap_or("-")
         );
     }
-    println!("   The same email became the same pseudonym both times; phone and card are blanked.");
+    println!(
+        "   The same email became the same pseudonym both times (keyed by a secret the handler never sees);\n   the card is masked, the position coarsened, phone numbers replaced even in free text,\n   and the order number, which only looks like a card, is left alone."
+    );
     println!("\nTry it yourself (Ctrl-C stops the node):");
     println!("   sluice pub --url {url} demo/signups '{{\"email\":\"you@example.com\"}}'");
     println!("   sluice read --url {url} demo-clean --follow");
@@ -75,30 +92,25 @@ pub fn walk_through(url: &str) -> anyhow::Result<()> {
 /// Deploys the example handler and the pipeline, as any operator would.
 fn deploy(url: &str) -> anyhow::Result<()> {
     println!("-- building the example handlers (once; later runs reuse the build)…");
-    let wasm = crate::guests::try_guest("redact-json").map_err(anyhow::Error::msg)?;
+    let wasm = crate::guests::try_guest("anonymise").map_err(anyhow::Error::msg)?;
     // Deployed versions are immutable: the build metadata names the content,
     // so a rebuilt handler is a new version rather than a conflict.
     let digest = sluice_broker::pipeline::handlers::sha256_hex(&wasm);
     let version = format!("0.1.0+{}", &digest[..8]);
     let v = body_json(
         agent()
-            .put(format!("{url}/v1/handlers/redact-json/{version}"))
+            .put(format!("{url}/v1/handlers/anonymise/{version}"))
             .header("content-type", "application/wasm")
             .send(&wasm[..])?,
     )?;
     println!(
-        "-> PUT {url}/v1/handlers/redact-json/{version}  ({} bytes of Wasm)\n<- sha256 {}",
+        "-> PUT {url}/v1/handlers/anonymise/{version}  ({} bytes of Wasm)\n<- sha256 {}",
         wasm.len(),
         v["sha256"].as_str().unwrap_or("?")
     );
     let pipeline = json!({
         "source": "demo",
-        "steps": [
-            {"handler": "redact-json", "version": version,
-             "config": {"fields": ["/name", "/email"], "pseudonymize": true}},
-            {"handler": "redact-json", "version": version,
-             "config": {"fields": ["/phone", "/card"]}},
-        ],
+        "steps": [{"handler": "anonymise", "version": version, "config": policy()}],
         "output": "clean/{topic}",
     });
     let v = body_json(
