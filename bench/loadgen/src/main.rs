@@ -46,6 +46,9 @@ enum Mode {
         count: usize,
         #[arg(long, default_value_t = 64)]
         payload_bytes: usize,
+        /// Send JSON objects (`{"c":…,"s":…,"pad":"xx…"}`) instead of text.
+        #[arg(long)]
+        json: bool,
         #[arg(long, default_value_t = 60)]
         time_limit_s: u64,
     },
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             connections,
             count,
             payload_bytes,
+            json,
             time_limit_s,
         } => http_publish(
             &url,
@@ -107,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             connections,
             count,
             payload_bytes,
+            json,
             Duration::from_secs(time_limit_s),
         ),
         Mode::Mqtt {
@@ -184,6 +189,7 @@ fn http_publish(
     connections: usize,
     count: usize,
     payload_bytes: usize,
+    json: bool,
     limit: Duration,
 ) -> anyhow::Result<()> {
     let per_conn = count.div_ceil(connections);
@@ -201,8 +207,15 @@ fn http_publish(
                     if Instant::now() >= deadline {
                         break;
                     }
-                    let mut body = format!("c{c}-s{seq}-").into_bytes();
-                    body.resize(payload_bytes.max(body.len()), b'x');
+                    let mut body = if json {
+                        format!("{{\"c\":{c},\"s\":{seq},\"pad\":\"").into_bytes()
+                    } else {
+                        format!("c{c}-s{seq}-").into_bytes()
+                    };
+                    body.resize(payload_bytes.max(body.len() + 2) - if json { 2 } else { 0 }, b'x');
+                    if json {
+                        body.extend_from_slice(b"\"}");
+                    }
                     let t = Instant::now();
                     let r = agent
                         .post(format!("{url}/v1/topics/{topic}"))

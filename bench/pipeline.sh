@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Pipeline throughput end to end against plain stream capture, side by side
+# in one run (issue 4): COUNT JSON messages are published over HTTP into a
+# stream (capture only: the baseline), then a pipeline drains that backlog
+# through a handler and publishes every output durably into a second stream
+# (fsync "always" for both) before committing. Measured: messages per second
+# and broker CPU per message, for `redact-json` and `anonymise`. Node pinned
+# to core 1, load generator to core 0; REPS interleaved repetitions.
+# Usage: bench/pipeline.sh   (REPS=3 COUNT=20000 PAYLOAD=200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-3}
+COUNT=${COUNT:-20000}
+PAYLOAD=${PAYLOAD:-200}
+cargo build -q --release -p sluice -p sluice-loadgen -j2 >&2
+cargo build -q --release --target wasm32-wasip2 -j2 --manifest-path guest-examples/rust/Cargo.toml --target-dir target/wasm-guests >&2
+WASM=target/wasm-guests/wasm32-wasip2/release
+BIN=target/release/sluice
+GEN=target/release/sluice-loadgen
+WORK=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}")
+trap 'rm -rf "$WORK"' EXIT
+out="$WORK/results.jsonl"
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+drain() { # url pipeline handler config -> JSON line
+  local url=$1 name=$2 handler=$3 config=$4 pid=$5
+  local t0 c0
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  curl -sf -X PUT "$url/v1/pipelines/$name" -d "{\"source\":\"bench\",\"steps\":[{\"handler\":\"$handler\",\"config\":$config}],\"output\":\"out/$name/{topic}\",\"batch_messages_max\":256}" >/dev/null
+  while :; do
+    s=$(curl -sf "$url/v1/pipelines/$name")
+    lag=$(echo "$s" | python3 -c "import json,sys; v=json.load(sys.stdin); print(v['lag'] if v['messages_in']>0 else -1)")
+    [ "$lag" = 0 ] && break
+    sleep 0.05
+  done
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
+  echo "$s" | python3 -c "import json,sys; v=json.load(sys.stdin); print(json.dumps({'mode': 'pipeline-$handler', 'messages': v['messages_in'], 'out': v['messages_out'], 'dead': v['dead_lettered'], 'seconds': $t1-$t0, 'msgs_per_s': v['messages_in']/($t1-$t0), 'broker_cpu_us_per_msg': ($c1-$c0)*1e4/max(v['messages_in'],1)}))"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  data="$WORK/data-$rep"
+  taskset -c 1 "$BIN" serve --data-dir "$data" --http-listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 2>"$WORK/node.log" &
+  pid=$!
+  for _ in $(seq 100); do [ -f "$data/ports.json" ] && break; sleep 0.05; done
+  url="http://$(python3 -c "import json;print(json.load(open('$data/ports.json'))['http'])")"
+  curl -sf -X PUT "$url/v1/streams/bench" -d '{"subjects":["bench/#"],"partitions":4}' >/dev/null
+  curl -sf -X PUT "$url/v1/streams/out" -d '{"subjects":["out/#"],"partitions":4}' >/dev/null
+  curl -sf -X PUT --data-binary "@$WASM/redact_json.wasm" "$url/v1/handlers/redact-json/1" >/dev/null
+  curl -sf -X PUT --data-binary "@$WASM/anonymise.wasm" "$url/v1/handlers/anonymise/1" >/dev/null
+  c0=$(cpu_ticks $pid)
+  result=$(taskset -c 0 "$GEN" http-publish --url "$url" --connections 16 --count "$COUNT" --payload-bytes "$PAYLOAD" --json)
+  c1=$(cpu_ticks $pid)
+  echo "$result" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['mode']='capture'; d['broker_cpu_us_per_msg']=($c1-$c0)*1e4/max(d.get('acked',1),1); d['rep']=$rep; print(json.dumps(d))" >>"$out"
+  drain "$url" p-redact redact-json '{"fields":["/pad"]}' $pid | sed "s/}\$/, \"rep\": $rep}/" >>"$out"
+  drain "$url" p-anon anonymise '{}' $pid | sed "s/}\$/, \"rep\": $rep}/" >>"$out"
+  kill -TERM $pid; wait $pid || true
+done
+cat "$out"
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(mode, key):
+    v = [r[key] for r in rows if r["mode"] == mode and key in r]
+    return statistics.median(v) if v else float("nan")
+cap = med("capture", "msgs_per_s") if any("msgs_per_s" in r for r in rows if r["mode"] == "capture") else med("capture", "throughput_msgs_s")
+print("| mode | msgs/s (median) | broker CPU µs/msg (median) | rate vs capture |")
+print("| --- | --- | --- | --- |")
+for mode in ("capture", "pipeline-redact-json", "pipeline-anonymise"):
+    rate = cap if mode == "capture" else med(mode, "msgs_per_s")
+    print(f"| {mode} | {rate:.0f} | {med(mode, 'broker_cpu_us_per_msg'):.1f} | {rate / cap:.2f}x |")
+PY
