@@ -110,8 +110,10 @@ fn main() -> anyhow::Result<()> {
             &topic,
             connections,
             count,
-            payload_bytes,
-            json,
+            Payload {
+                bytes: payload_bytes,
+                json,
+            },
             Duration::from_secs(time_limit_s),
         ),
         Mode::Mqtt {
@@ -182,16 +184,27 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// What each HTTP publish carries: `bytes` of text, or a JSON object of
+/// about that size.
+#[derive(Clone, Copy)]
+struct Payload {
+    bytes: usize,
+    json: bool,
+}
+
 fn http_publish(
     url: &str,
     stream: &str,
     topic: &str,
     connections: usize,
     count: usize,
-    payload_bytes: usize,
-    json: bool,
+    payload: Payload,
     limit: Duration,
 ) -> anyhow::Result<()> {
+    let Payload {
+        bytes: payload_bytes,
+        json,
+    } = payload;
     let per_conn = count.div_ceil(connections);
     let started = Instant::now();
     let deadline = started + limit;
@@ -212,7 +225,10 @@ fn http_publish(
                     } else {
                         format!("c{c}-s{seq}-").into_bytes()
                     };
-                    body.resize(payload_bytes.max(body.len() + 2) - if json { 2 } else { 0 }, b'x');
+                    body.resize(
+                        payload_bytes.max(body.len() + 2) - if json { 2 } else { 0 },
+                        b'x',
+                    );
                     if json {
                         body.extend_from_slice(b"\"}");
                     }
