@@ -1,5 +1,6 @@
 //! Architecture invariants kept by tests rather than prose: the log and the
-//! core vocabulary build without tokio or wasmtime (EXAMPLES.md, "The host
+//! core vocabulary (and the anonymisation library, which must also compile
+//! to Wasm) build without tokio or wasmtime (EXAMPLES.md, "The host
 //! crate split"), so they stay fast to build and free of async concerns.
 
 use std::collections::{HashMap, HashSet};
@@ -53,7 +54,7 @@ fn log_and_core_depend_on_neither_tokio_nor_wasmtime() {
             (n["id"].as_str().unwrap(), ds)
         })
         .collect();
-    for krate in ["sluice-log", "sluice-core"] {
+    for krate in ["sluice-log", "sluice-core", "sluice-anon"] {
         let root = names
             .iter()
             .find(|(_, n)| **n == krate)
