@@ -159,7 +159,14 @@ fn the_demo_shows_a_record_going_in_and_coming_out_anonymised() {
     assert_eq!(published.len(), 2, "{published:?}");
     for p in &published {
         let text = p.to_string();
-        for secret in ["Ada Lovelace", "ada@example.com", "7946", "4111 1111", "5500 0000", "51.507222"] {
+        for secret in [
+            "Ada Lovelace",
+            "ada@example.com",
+            "7946",
+            "4111 1111",
+            "5500 0000",
+            "51.507222",
+        ] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
         assert!(p["email"].as_str().unwrap().ends_with(".invalid"), "{p}");
@@ -167,6 +174,12 @@ fn the_demo_shows_a_record_going_in_and_coming_out_anonymised() {
     assert_eq!(published[0]["email"], published[1]["email"]);
     assert_ne!(published[0]["name"], published[1]["name"]);
     assert_eq!(published[0]["card"], "**** **** **** 1111");
-    assert_eq!(published[0]["position"], serde_json::json!({"lat": 51.51, "lon": -0.13}));
-    assert_eq!(published[1]["note"], "order 4111111111111112 arrived", "a decoy stays");
+    assert_eq!(
+        published[0]["position"],
+        serde_json::json!({"lat": 51.51, "lon": -0.13})
+    );
+    assert_eq!(
+        published[1]["note"], "order 4111111111111112 arrived",
+        "a decoy stays"
+    );
 }

@@ -6,10 +6,10 @@
 //! for bench/anonymise.sh. Run with
 //! `cargo bench -p sluice-wasm --bench anon_cost -j1`.
 
-#[path = "../../../guest-examples/guests.rs"]
-mod guests;
 #[path = "../../anon/corpus/generate.rs"]
 mod generate;
+#[path = "../../../guest-examples/guests.rs"]
+mod guests;
 
 use sluice_wasm::{Limits, Message, Runtime, RuntimeConfig};
 
@@ -18,7 +18,12 @@ const SECRET: &[u8] = b"bench-secret";
 
 fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
 }
@@ -42,8 +47,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let policy = sluice_anon::Policy::from_json(POLICY).expect("policy");
     let rt = Runtime::new(RuntimeConfig {
         fuel_enabled: false,
@@ -51,7 +62,14 @@ fn main() {
     })
     .expect("runtime");
     let mut handler = rt
-        .load("anonymise", "bench", &guests::guest("anonymise"), Limits::default(), POLICY, SECRET.into())
+        .load(
+            "anonymise",
+            "bench",
+            &guests::guest("anonymise"),
+            Limits::default(),
+            POLICY,
+            SECRET.into(),
+        )
         .expect("load anonymise");
     println!("| records | format | native records/CPU-s | Wasm records/CPU-s | Wasm/native time |");
     println!("| --- | --- | --- | --- | --- |");
@@ -62,7 +80,8 @@ fn main() {
                 .map(|i| {
                     let text = corpus.record(size).text;
                     let mut m = if json {
-                        let doc = serde_json::json!({"id": i, "email": "ann@example.com", "note": text});
+                        let doc =
+                            serde_json::json!({"id": i, "email": "ann@example.com", "note": text});
                         let mut m = Message::new("t", doc.to_string().into_bytes());
                         m.content_type = Some("application/json".into());
                         m
@@ -77,7 +96,11 @@ fn main() {
             let (mut native, mut wasm, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 let n = rate(seconds, &inputs, |m| {
-                    std::hint::black_box(policy.apply(&m.payload, m.content_type.as_deref(), &mut pseudo).unwrap());
+                    std::hint::black_box(
+                        policy
+                            .apply(&m.payload, m.content_type.as_deref(), &mut pseudo)
+                            .unwrap(),
+                    );
                 });
                 let w = rate(seconds, &inputs, |m| {
                     std::hint::black_box(handler.invoke(m).unwrap());

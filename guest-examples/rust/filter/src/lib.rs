@@ -5,6 +5,8 @@
 //! Config: `{"field": "/level", "op": "eq", "value": "error"}` where `field`
 //! is a JSON pointer and `op` is one of `eq`, `ne`, `exists`, `missing`,
 //! `gt`, `lt` (numbers). Non-JSON payloads are a `bad_json` handler error.
+//! Numbers compare by value as 64-bit floats (`1 == 1.0`), as they do in
+//! the JavaScript, Python and C versions (guest-examples/{js,python,c}).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -33,13 +35,28 @@ impl Filter {
     fn keeps(&self, doc: &Value) -> bool {
         let found = doc.pointer(&self.field);
         match self.op {
-            Op::Eq => found == Some(&self.value),
-            Op::Ne => found != Some(&self.value),
+            Op::Eq => found.is_some_and(|v| same(v, &self.value)),
+            Op::Ne => !found.is_some_and(|v| same(v, &self.value)),
             Op::Exists => found.is_some(),
             Op::Missing => found.is_none(),
             Op::Gt => cmp(found, &self.value).is_some_and(|o| o.is_gt()),
             Op::Lt => cmp(found, &self.value).is_some_and(|o| o.is_lt()),
         }
+    }
+}
+
+/// JSON equality with numbers by value: serde_json's own `==` tells the
+/// integer 1 from the float 1.0, which JavaScript cannot.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
     }
 }
 

@@ -3,13 +3,16 @@
 //! component through the real runtime — no mocks. A guest without a test
 //! named after it fails the build (`foreach_guest!`).
 
+mod anonymise;
 mod cache;
 mod examples;
 #[path = "../../../../guest-examples/guests.rs"]
 mod guests;
 mod host_imports;
 mod hostile;
+mod polyglot;
 
+pub use anonymise::*;
 pub use examples::*;
 pub use host_imports::*;
 pub use hostile::*;
