@@ -827,3 +827,62 @@ fn the_anonymise_handler_applies_its_policy_and_audits_what_it_did() {
     );
     assert_eq!(status(&node, "anon")["reloads"], 0);
 }
+
+/// The same `filter` written in Rust, JavaScript, Python and C, each
+/// deployed into a real node and run in a pipeline: each keeps and drops
+/// the same messages.
+#[test]
+fn the_filter_in_every_guest_language_runs_in_a_real_pipeline() {
+    let node = TestNode::start();
+    node.create_stream("levels", json!({"subjects": ["levels/#"]}));
+    node.create_stream("kept", json!({"subjects": ["kept/#"]}));
+    for lang in ["rust", "js", "python", "c"] {
+        let wasm = crate::guests::polyglot(lang);
+        let (code, v) = put_wasm(&node, &format!("filter-{lang}"), "1", &wasm);
+        assert_eq!(code, 201, "{lang}: {v}");
+        create_pipeline(
+            &node,
+            &format!("only-errors-{lang}"),
+            json!({"source": "levels",
+                   "steps": [{"handler": format!("filter-{lang}"), "config": {"field": "/level", "op": "eq", "value": "error"}}],
+                   "output": format!("kept/{lang}/{{topic}}"), "retries": 0}),
+        );
+    }
+    for (i, level) in ["info", "error", "warn", "error"].iter().enumerate() {
+        node.publish(
+            "levels/app",
+            json!({"i": i, "level": level}).to_string().as_bytes(),
+            &[],
+        );
+    }
+    node.publish("levels/app", b"not json", &[]);
+    let mut kept: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for lang in ["rust", "js", "python", "c"] {
+        let st = wait_status(&node, &format!("only-errors-{lang}"), 60, |v| {
+            v["messages_in"] == 5 && v["lag"] == 0
+        });
+        assert_eq!(st["filtered"], 2, "{lang}: {st}");
+        assert_eq!(
+            st["dead_lettered"], 1,
+            "{lang}: bad JSON is a handler error: {st}"
+        );
+        let dead = read_stream(&node, &format!("only-errors-{lang}-dlq"));
+        let r = dead[0]["headers"]["sluice-dlq-reason"].as_str().unwrap();
+        assert!(r.starts_with("handler_error: bad_json"), "{lang}: {r}");
+    }
+    for m in read_stream(&node, "kept") {
+        let lang = m["topic"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        kept.entry(lang)
+            .or_default()
+            .push(json_payload(&m)["i"].as_u64().unwrap());
+    }
+    for lang in ["rust", "js", "python", "c"] {
+        assert_eq!(kept[lang], vec![1, 3], "{lang}");
+    }
+}
