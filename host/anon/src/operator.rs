@@ -191,19 +191,7 @@ fn preserving(
             // Fix the check digit so the result still passes Luhn.
             let last = count - 1;
             d[last] = 0;
-            let sum: u32 = d
-                .iter()
-                .rev()
-                .enumerate()
-                .map(|(i, &x)| {
-                    let x = u32::from(x);
-                    if i % 2 == 1 {
-                        if x * 2 > 9 { x * 2 - 9 } else { x * 2 }
-                    } else {
-                        x
-                    }
-                })
-                .sum();
+            let sum = crate::detect::card::luhn_sum(&d);
             d[last] = ((10 - sum % 10) % 10) as u8;
             let mut it = d.into_iter();
             value

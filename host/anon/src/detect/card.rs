@@ -18,8 +18,9 @@ const CONTEXT: &[&str] = &[
     "pan",
 ];
 
-pub fn luhn_ok(digits: &[u8]) -> bool {
-    let sum: u32 = digits
+/// The Luhn sum of `digits` (the check digit last): valid when a multiple of 10.
+pub(crate) fn luhn_sum(digits: &[u8]) -> u32 {
+    digits
         .iter()
         .rev()
         .enumerate()
@@ -32,8 +33,11 @@ pub fn luhn_ok(digits: &[u8]) -> bool {
                 d
             }
         })
-        .sum();
-    sum.is_multiple_of(10)
+        .sum()
+}
+
+pub fn luhn_ok(digits: &[u8]) -> bool {
+    luhn_sum(digits).is_multiple_of(10)
 }
 
 /// Whether the digits start like a card of an issuer that uses this length.

@@ -4,7 +4,7 @@
 //! runs the enabled ones and keeps, where matches overlap, the most
 //! confident (then the longest), so one piece of text is one entity.
 
-mod card;
+pub(crate) mod card;
 mod date;
 mod email;
 mod gps;
