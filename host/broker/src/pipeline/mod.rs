@@ -401,6 +401,8 @@ impl Node {
             control: rx,
             rt: self.runtime.clone(),
             consecutive_failures: 0,
+            in_batch: false,
+            pending: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("sluice-pl-{}", spec.name))

@@ -92,6 +92,11 @@ pub struct Runner {
     pub rt: tokio::runtime::Handle,
     /// Messages dead-lettered in a row, across batches (the breaker's count).
     pub consecutive_failures: u32,
+    /// Whether a batch is being handled (reloads wait for its end).
+    pub in_batch: bool,
+    /// A reload that arrived during a batch.
+    #[allow(clippy::type_complexity)]
+    pub pending: Option<(Box<Deployment>, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl Runner {
@@ -114,6 +119,9 @@ impl Runner {
         loop {
             if self.poll_control(Duration::ZERO) {
                 break;
+            }
+            if let Some((d, done)) = self.pending.take() {
+                self.reload(*d, done);
             }
             let until = self.stats.breaker_until_ms.load(Relaxed);
             if self.stats.state() == RunState::BreakerOpen {
@@ -212,25 +220,43 @@ impl Runner {
             };
             match msg {
                 Control::Stop => return true,
-                Control::Reload(d, done) => {
-                    self.stats
-                        .set_steps(d.steps.iter().map(|s| s.stats.clone()).collect());
-                    self.deployment = *d;
-                    self.stats.reloads.fetch_add(1, Relaxed);
-                    // A new deployment deserves a fresh chance.
-                    self.consecutive_failures = 0;
-                    if self.stats.state() == RunState::BreakerOpen {
-                        self.stats.set_state(RunState::Running);
-                    }
-                    let _ = done.send(());
-                    tracing::info!(pipeline = %self.deployment.spec.name, "pipeline reloaded");
-                }
+                // Inside a batch (a back-off, a wait for a full target) the
+                // swap waits for the batch to end; a later reload replaces
+                // an earlier one that has not happened yet.
+                Control::Reload(d, done) if self.in_batch => self.pending = Some((d, done)),
+                Control::Reload(d, done) => self.reload(*d, done),
             }
         }
     }
 
-    /// Handles one batch; returns, per partition, the next offset to read.
+    /// Swaps in a new deployment. Only called between batches.
+    fn reload(&mut self, d: Deployment, done: tokio::sync::oneshot::Sender<()>) {
+        self.stats
+            .set_steps(d.steps.iter().map(|s| s.stats.clone()).collect());
+        self.deployment = d;
+        self.stats.reloads.fetch_add(1, Relaxed);
+        // A new deployment deserves a fresh chance.
+        self.consecutive_failures = 0;
+        if self.stats.state() == RunState::BreakerOpen {
+            self.stats.set_state(RunState::Running);
+        }
+        let _ = done.send(());
+        tracing::info!(pipeline = %self.deployment.spec.name, "pipeline reloaded");
+    }
+
+    /// [`Runner::process_batch`] with reloads held back until it ends.
     fn process(
+        &mut self,
+        messages: Vec<(u32, StoredRecord)>,
+    ) -> Result<BTreeMap<u32, u64>, Interrupt> {
+        self.in_batch = true;
+        let r = self.process_batch(messages);
+        self.in_batch = false;
+        r
+    }
+
+    /// Handles one batch; returns, per partition, the next offset to read.
+    fn process_batch(
         &mut self,
         messages: Vec<(u32, StoredRecord)>,
     ) -> Result<BTreeMap<u32, u64>, Interrupt> {
