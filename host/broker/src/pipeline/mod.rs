@@ -557,6 +557,26 @@ impl Node {
             .collect()
     }
 
+    /// Per partition of the pipeline's source: (partition, committed
+    /// offset, end offset). Empty when the source stream is gone.
+    fn pipeline_positions(
+        &self,
+        tenant: &TenantId,
+        spec: &PipelineSpec,
+    ) -> Result<Vec<(usize, u64, u64)>, NodeError> {
+        let Ok(source) = self.stream(tenant, spec.source.as_str()) else {
+            return Ok(Vec::new());
+        };
+        let positions = self.group_positions(&source, &group_of(&spec.name))?;
+        Ok(source
+            .partitions
+            .iter()
+            .zip(positions)
+            .enumerate()
+            .map(|(p, (h, committed))| (p, committed, h.visible_end()))
+            .collect())
+    }
+
     /// What `GET /v1/pipelines/{name}` shows: the definition, the state,
     /// the position and lag per partition, and the counters.
     pub fn pipeline_status(&self, tenant: &TenantId, name: &str) -> Result<Value, NodeError> {
@@ -571,14 +591,11 @@ impl Node {
         doc.name = Some(spec.name.clone());
         let mut partitions = Vec::new();
         let mut lag_total = 0u64;
-        if let Ok(source) = self.stream(tenant, spec.source.as_str()) {
-            let positions = self.group_positions(&source, &group_of(name))?;
-            for (p, (h, pos)) in source.partitions.iter().zip(positions).enumerate() {
-                let end = h.visible_end();
-                let lag = end.saturating_sub(pos);
-                lag_total += lag;
-                partitions.push(json!({"partition": p, "committed": pos, "end": end, "lag": lag}));
-            }
+        for (p, committed, end) in self.pipeline_positions(tenant, &spec)? {
+            let lag = end.saturating_sub(committed);
+            lag_total += lag;
+            partitions
+                .push(json!({"partition": p, "committed": committed, "end": end, "lag": lag}));
         }
         let mut v = stats.to_json();
         let obj = v.as_object_mut().expect("stats are an object");
@@ -652,20 +669,12 @@ impl Node {
             "Source messages not yet committed by a pipeline.",
         );
         for (name, spec, _) in &all {
-            let lag = self
-                .stream(tenant, spec.source.as_str())
-                .ok()
-                .and_then(|s| {
-                    let pos = self.group_positions(&s, &group_of(name)).ok()?;
-                    Some(
-                        s.partitions
-                            .iter()
-                            .zip(pos)
-                            .map(|(h, p)| h.visible_end().saturating_sub(p))
-                            .sum::<u64>(),
-                    )
-                })
-                .unwrap_or(0);
+            let lag: u64 = self
+                .pipeline_positions(tenant, spec)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, committed, end)| end.saturating_sub(committed))
+                .sum();
             let _ = writeln!(
                 out,
                 "sluice_pipeline_lag_messages{{pipeline=\"{}\"}} {lag}",
