@@ -10,7 +10,7 @@ use sluice_mqtt::{Bytes, QoS, ReasonCode, Version};
 use crate::mqtt_client::{Client, connect_packet};
 use crate::support::{BIN, TestNode};
 
-fn hash(password: &str) -> String {
+pub(crate) fn hash(password: &str) -> String {
     let mut child = Command::new(BIN)
         .arg("passwd")
         .stdin(Stdio::piped())

@@ -886,3 +886,196 @@ fn the_filter_in_every_guest_language_runs_in_a_real_pipeline() {
         assert_eq!(kept[lang], vec![1, 3], "{lang}");
     }
 }
+
+/// A call with HTTP Basic credentials (or none).
+fn call_as(
+    node: &TestNode,
+    method: &str,
+    path: &str,
+    who: Option<(&str, &str)>,
+    body: Option<&Value>,
+) -> (u16, Value, Option<String>) {
+    use base64::Engine as _;
+    let url = format!("{}{path}", node.url);
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some((u, p)) = who {
+        let cred = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        req = req.header("authorization", format!("Basic {cred}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(body.map(Value::to_string).unwrap_or_default())
+        .unwrap();
+    let resp = node.agent.run(req);
+    let challenge = resp.as_ref().ok().and_then(|r| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+    });
+    let (code, v) = into_json(resp);
+    (code, v, challenge)
+}
+
+#[test]
+fn tokens_are_reversible_only_by_an_admin_and_every_reversal_is_audited() {
+    let users = format!(
+        "[[users]]\nname = \"root\"\npassword_hash = \"{}\"\nadmin = true\n\n\
+         [[users]]\nname = \"alice\"\npassword_hash = \"{}\"\nsubscribe = [\"#\"]\n",
+        crate::mqtt_auth::hash("root-pw"),
+        crate::mqtt_auth::hash("wonderland"),
+    );
+    let mut node = TestNode::start_with_files(
+        Some("[auth]\nusers_file = \"users.toml\"\n"),
+        &[("users.toml", &users)],
+    );
+    node.create_stream("people", json!({"subjects": ["people/#"]}));
+    node.create_stream("safe", json!({"subjects": ["safe/#"]}));
+    deploy(&node, "anonymise", "1.0.0");
+    let policy = json!({
+        "rules": [{"path": "$.email", "op": "tokenize"}],
+        "scan": {"default": {"op": "tokenize"}},
+    });
+    create_pipeline(
+        &node,
+        "tok",
+        json!({"source": "people", "steps": [{"handler": "anonymise", "config": policy}], "output": "safe/{topic}"}),
+    );
+    let ada = json!({"email": "ada@example.com", "note": "call +44 20 7946 0958"});
+    let bob = json!({"email": "bob@example.com", "note": "nothing here"});
+    for rec in [&ada, &ada, &bob] {
+        node.publish(
+            "people/1",
+            rec.to_string().as_bytes(),
+            &[("content-type", "application/json")],
+        );
+    }
+    wait_status(&node, "tok", 30, |v| v["messages_out"] == 3);
+    let out: Vec<Value> = read_stream(&node, "safe")
+        .iter()
+        .map(json_payload)
+        .collect();
+    let t_ada = out[0]["email"].as_str().unwrap().to_owned();
+    assert!(t_ada.starts_with("tok_") && t_ada.len() == 36, "{t_ada}");
+    assert_eq!(
+        out[1]["email"],
+        t_ada.as_str(),
+        "the same value, the same token"
+    );
+    let t_bob = out[2]["email"].as_str().unwrap().to_owned();
+    assert_ne!(t_bob, t_ada);
+    let note = out[0]["note"].as_str().unwrap();
+    let t_phone = note.strip_prefix("call ").unwrap().to_owned();
+    assert!(t_phone.starts_with("tok_"), "{note}");
+    for o in &out {
+        let s = o.to_string();
+        assert!(!s.contains("example.com") && !s.contains("7946"), "{s}");
+    }
+
+    let ask = json!({"tokens": [t_ada, t_phone, "tok_00000000000000000000000000000000"]});
+    let reverse = "/v1/tokens/reverse";
+    // Nobody, a wrong password, a user who is not an admin: refused.
+    let (code, v, challenge) = call_as(&node, "POST", reverse, None, Some(&ask));
+    assert_eq!(code, 401, "{v}");
+    assert_eq!(challenge.as_deref(), Some("Basic realm=\"sluice-admin\""));
+    assert_eq!(v["error"]["code"], "unauthorized");
+    let (code, _, _) = call_as(&node, "POST", reverse, Some(("root", "nope")), Some(&ask));
+    assert_eq!(code, 401);
+    let (code, v, _) = call_as(
+        &node,
+        "POST",
+        reverse,
+        Some(("alice", "wonderland")),
+        Some(&ask),
+    );
+    assert_eq!(code, 403, "{v}");
+    let (code, v, _) = call_as(
+        &node,
+        "GET",
+        "/v1/audit",
+        Some(("alice", "wonderland")),
+        None,
+    );
+    assert_eq!(code, 403, "{v}");
+    let (code, v, _) = call_as(&node, "GET", "/v1/audit", Some(("root", "root-pw")), None);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["records"], json!([]), "refused calls reversed nothing");
+
+    // The admin gets the values back.
+    let (code, v, _) = call_as(
+        &node,
+        "POST",
+        reverse,
+        Some(("root", "root-pw")),
+        Some(&ask),
+    );
+    assert_eq!(code, 200, "{v}");
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r[0]["value"], "ada@example.com");
+    assert_eq!(r[0]["domain"], "EMAIL");
+    assert_eq!(r[1]["value"], "+44 20 7946 0958");
+    assert_eq!(r[1]["domain"], "PHONE");
+    assert_eq!(
+        r[2],
+        json!({"token": "tok_00000000000000000000000000000000", "found": false})
+    );
+
+    // Bad requests say why.
+    let (code, v, _) = call_as(
+        &node,
+        "POST",
+        reverse,
+        Some(("root", "root-pw")),
+        Some(&json!({"tokens": []})),
+    );
+    assert_eq!(code, 400, "{v}");
+    let (code, _, _) = call_as(&node, "GET", reverse, Some(("root", "root-pw")), None);
+    assert_eq!(code, 405);
+
+    // The mapping and the tokens survive a kill -9: the same value gets the
+    // same token, and the old token still reverses.
+    node.restart();
+    node.publish(
+        "people/1",
+        ada.to_string().as_bytes(),
+        &[("content-type", "application/json")],
+    );
+    wait_status(&node, "tok", 30, |v| v["messages_out"] == 1);
+    let out: Vec<Value> = read_stream(&node, "safe")
+        .iter()
+        .map(json_payload)
+        .collect();
+    assert_eq!(out[3]["email"], t_ada.as_str());
+    let ask = json!({"tokens": [t_bob]});
+    let (code, v, _) = call_as(
+        &node,
+        "POST",
+        reverse,
+        Some(("root", "root-pw")),
+        Some(&ask),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["results"][0]["value"], "bob@example.com");
+
+    // Each reversal is in the audit log: who, which tokens, how many were
+    // known; never the values.
+    let (code, v, _) = call_as(&node, "GET", "/v1/audit", Some(("root", "root-pw")), None);
+    assert_eq!(code, 200, "{v}");
+    let records = v["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{v}");
+    assert_eq!(records[0]["tokens"], json!([t_bob]), "newest first");
+    assert_eq!(records[1]["user"], "root");
+    assert_eq!(records[1]["action"], "tokens.reverse");
+    assert_eq!(records[1]["found"], 2);
+    assert!(!v.to_string().contains("example.com"), "{v}");
+
+    // A node without a users file has no admins: reversal is closed.
+    let open = TestNode::start();
+    let (code, v, _) = call_as(
+        &open,
+        "POST",
+        reverse,
+        Some(("root", "root-pw")),
+        Some(&ask),
+    );
+    assert_eq!(code, 403, "{v}");
+}

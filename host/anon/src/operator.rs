@@ -3,15 +3,24 @@
 //! through a [`Pseudonymizer`] the caller supplies: in the `anonymise`
 //! handler that is the host's keyed HMAC, so the secret never enters the
 //! sandbox, and the same input always gives the same output (joins work).
+//! `tokenize` is the reversible variant: the host's vault remembers what
+//! each token stands for, and only an admin call can look it up.
 
 use serde::Deserialize;
 
 use crate::entity::EntityKind;
 
 /// Computes a stable pseudonym of `value` in `domain`, as 32 lowercase
-/// hex characters (the host's `pseudonymize` import).
+/// hex characters (the host's `pseudonymize` import), and, where the host
+/// has a vault, reversible tokens (its `tokenize` import).
 pub trait Pseudonymizer {
     fn pseudonymize(&mut self, domain: &str, value: &str) -> String;
+
+    /// A reversible token of `value` in `domain`. Only the host's vault
+    /// issues them; the default refuses, which fails the message.
+    fn tokenize(&mut self, _domain: &str, _value: &str) -> Result<String, String> {
+        Err("tokenize needs the host's vault".into())
+    }
 }
 
 impl<F: FnMut(&str, &str) -> String> Pseudonymizer for F {
@@ -55,6 +64,13 @@ pub enum Operator {
         format_preserving: bool,
         /// Keyed domain (default: the entity kind, so one email gives one
         /// pseudonym in every field).
+        #[serde(default)]
+        domain: Option<String>,
+    },
+    /// A reversible token (`tok_…`) from the host's vault: stable like a
+    /// pseudonym, and an admin can look up the value behind it.
+    Tokenize {
+        /// Keyed domain (default: the entity kind).
         #[serde(default)]
         domain: Option<String>,
     },
@@ -108,6 +124,15 @@ impl Operator {
                 } else {
                     p.pseudonymize(&domain, value)
                 }
+            }
+            Operator::Tokenize { domain } => {
+                let domain = domain
+                    .as_deref()
+                    .unwrap_or_else(|| kind.map_or("PII", EntityKind::as_str));
+                // A refused token fails the message (`Policy::apply` sees
+                // the error); the tag is only what a caller who ignores
+                // that would get: never the value.
+                p.tokenize(domain, value).unwrap_or_else(|_| tag())
             }
             Operator::Generalize { decimals, to, band } => {
                 return Some(generalize(kind, value, *decimals, *to, *band).unwrap_or_else(tag));

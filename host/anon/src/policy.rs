@@ -34,6 +34,8 @@ pub enum ApplyError {
     BadJson(String),
     /// Not UTF-8 text: it cannot be scanned, so it is not passed on.
     Binary,
+    /// The host refused a token (no vault, vault full, value too long).
+    Tokenize(String),
 }
 
 impl std::fmt::Display for ApplyError {
@@ -43,6 +45,7 @@ impl std::fmt::Display for ApplyError {
             ApplyError::Binary => {
                 f.write_str("the payload is not UTF-8 text and cannot be scanned")
             }
+            ApplyError::Tokenize(e) => write!(f, "tokenize refused: {e}"),
         }
     }
 }
@@ -251,6 +254,23 @@ impl Policy {
     /// Anonymises one message. JSON (by content type, or by a payload
     /// that starts like one) is walked; anything else is scanned as text.
     pub fn apply(
+        &self,
+        payload: &[u8],
+        content_type: Option<&str>,
+        p: &mut dyn Pseudonymizer,
+    ) -> Result<Outcome, ApplyError> {
+        let mut p = FirstRefusal {
+            inner: p,
+            refused: None,
+        };
+        let outcome = self.apply_inner(payload, content_type, &mut p)?;
+        match p.refused {
+            Some(e) => Err(ApplyError::Tokenize(e)),
+            None => Ok(outcome),
+        }
+    }
+
+    fn apply_inner(
         &self,
         payload: &[u8],
         content_type: Option<&str>,
@@ -499,5 +519,27 @@ fn generalize_numbers(v: &mut Value, decimals: Option<u32>, band: Option<u32>) {
             .values_mut()
             .for_each(|i| generalize_numbers(i, decimals, band)),
         _ => {}
+    }
+}
+
+/// Passes pseudonyms and tokens through, and remembers the first token the
+/// host refused, so that one refusal fails the whole message instead of
+/// letting a half-protected record out.
+struct FirstRefusal<'a> {
+    inner: &'a mut dyn Pseudonymizer,
+    refused: Option<String>,
+}
+
+impl Pseudonymizer for FirstRefusal<'_> {
+    fn pseudonymize(&mut self, domain: &str, value: &str) -> String {
+        self.inner.pseudonymize(domain, value)
+    }
+
+    fn tokenize(&mut self, domain: &str, value: &str) -> Result<String, String> {
+        let r = self.inner.tokenize(domain, value);
+        if let Err(e) = &r {
+            self.refused.get_or_insert_with(|| e.clone());
+        }
+        r
     }
 }

@@ -155,3 +155,68 @@ fn bad_policies_say_why() {
         assert!(e.0.contains(needle), "{policy}: {e}");
     }
 }
+
+/// A vault the test can look into, standing in for the host's.
+#[derive(Default)]
+struct Vault {
+    refuse: bool,
+    remembered: std::collections::HashMap<String, String>,
+}
+
+impl sluice_anon::operator::Pseudonymizer for Vault {
+    fn pseudonymize(&mut self, domain: &str, value: &str) -> String {
+        fake(domain, value)
+    }
+
+    fn tokenize(&mut self, domain: &str, value: &str) -> Result<String, String> {
+        if self.refuse {
+            return Err("vault full".into());
+        }
+        let t = format!("tok_{}", fake(domain, value));
+        self.remembered.insert(t.clone(), value.to_owned());
+        Ok(t)
+    }
+}
+
+#[test]
+fn tokenize_goes_through_the_vault_and_a_refusal_fails_the_message() {
+    let policy = Policy::from_json(
+        r#"{"rules": [{"path": "$.email", "op": "tokenize"}],
+            "scan": {"default": {"op": "tokenize"}}}"#,
+    )
+    .unwrap();
+    let doc = json!({"email": "ann@example.com", "note": "call +44 20 7946 0958"});
+    let mut vault = Vault::default();
+    let out = policy
+        .apply(doc.to_string().as_bytes(), None, &mut vault)
+        .unwrap();
+    let out: Value = serde_json::from_slice(&out.payload).unwrap();
+    let token = out["email"].as_str().unwrap();
+    assert!(token.starts_with("tok_"), "{out}");
+    assert_eq!(vault.remembered[token], "ann@example.com");
+    let note = out["note"].as_str().unwrap();
+    assert!(!note.contains("7946"), "{note}");
+    assert_eq!(
+        vault.remembered.len(),
+        2,
+        "the phone in the note is a token too"
+    );
+
+    // Without a vault (the default), or with one that refuses, the message
+    // fails: nothing half-protected comes out.
+    for p in [
+        &mut fake as &mut dyn sluice_anon::operator::Pseudonymizer,
+        &mut Vault {
+            refuse: true,
+            ..Vault::default()
+        },
+    ] {
+        let e = policy
+            .apply(doc.to_string().as_bytes(), None, p)
+            .unwrap_err();
+        assert!(
+            matches!(e, sluice_anon::policy::ApplyError::Tokenize(_)),
+            "{e}"
+        );
+    }
+}

@@ -23,6 +23,9 @@ pub struct UserSpec {
     pub password_hash: String,
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
+    /// May make admin calls over HTTP (reversing tokens, reading the audit
+    /// log), with HTTP Basic credentials.
+    pub admin: bool,
 }
 
 /// Authentication options of a node.
@@ -47,6 +50,16 @@ pub enum AuthError {
     },
     #[error("user {0:?} is listed twice")]
     Duplicate(String),
+}
+
+/// Why an admin call was refused; maps to an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// No credentials, or wrong ones: 401.
+    BadCredentials,
+    /// A valid user who is not an admin, or a node with no users file (and
+    /// so no admins): 403.
+    NotAdmin,
 }
 
 /// Why a CONNECT was refused; maps to a CONNACK reason.
@@ -134,6 +147,7 @@ pub fn covers(outer: &TopicFilter, inner: &TopicFilter) -> bool {
 struct User {
     hash: String,
     acl: Arc<Acl>,
+    admin: bool,
 }
 
 /// The node's users.
@@ -171,6 +185,7 @@ impl Authenticator {
                             User {
                                 hash: u.password_hash.clone(),
                                 acl,
+                                admin: u.admin,
                             },
                         )
                         .is_some()
@@ -230,6 +245,32 @@ impl Authenticator {
             (Some(_), None) => Err(Refusal::BadCredentials),
         }
     }
+
+    /// Checks the credentials of an admin call. Blocking (Argon2). A node
+    /// without a users file has no admins, so every admin call is refused:
+    /// reversing tokens is never open to anyone who can reach the port.
+    pub fn authenticate_admin(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<String, AdminRefusal> {
+        let Some(users) = &self.users else {
+            return Err(AdminRefusal::NotAdmin);
+        };
+        let (Some(name), Some(pw)) = (username, password) else {
+            return Err(AdminRefusal::BadCredentials);
+        };
+        let user = users.get(name).ok_or(AdminRefusal::BadCredentials)?;
+        let hash = PasswordHash::new(&user.hash).map_err(|_| AdminRefusal::BadCredentials)?;
+        Argon2::default()
+            .verify_password(pw, &hash)
+            .map_err(|_| AdminRefusal::BadCredentials)?;
+        if user.admin {
+            Ok(name.to_owned())
+        } else {
+            Err(AdminRefusal::NotAdmin)
+        }
+    }
 }
 
 /// Hashes a password for the users file (Argon2id, random salt).
@@ -268,6 +309,7 @@ mod tests {
             password_hash: hash_password(b"wonderland"),
             publish: vec!["sensors/%c/#".into()],
             subscribe: vec!["alerts/+".into()],
+            admin: false,
         };
         let auth = Authenticator::new(&AuthOptions {
             users: Some(vec![alice]),
@@ -310,6 +352,7 @@ mod tests {
             password_hash: "plain".into(),
             publish: vec![],
             subscribe: vec![],
+            admin: false,
         };
         assert!(matches!(
             Authenticator::new(&AuthOptions {
@@ -323,6 +366,7 @@ mod tests {
             password_hash: hash_password(b"p"),
             publish: vec!["a/#/b".into()],
             subscribe: vec![],
+            admin: false,
         };
         assert!(matches!(
             Authenticator::new(&AuthOptions {

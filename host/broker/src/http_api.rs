@@ -122,6 +122,9 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
         (Method::POST, ["v1", "streams", name, "groups", g, "reset"]) => {
             reset(node, &tenant, name, g, req).await
         }
+        (method, ["v1", "tokens" | "audit", ..]) => {
+            crate::http_admin::route(node, &tenant, method, &segments, req).await
+        }
         (method, ["v1", "handlers" | "pipelines", ..]) => {
             crate::http_pipelines::route(node, &tenant, method, &segments, req).await
         }

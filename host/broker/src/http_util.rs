@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_s: Option<u64>,
+    /// For a 401: the `WWW-Authenticate` challenge.
+    pub challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_s: None,
+            challenge: None,
         }
     }
 
@@ -43,6 +46,12 @@ impl ApiError {
         let mut r = json(self.status, &body);
         if let Some(s) = self.retry_after_s {
             r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
+        if let Some(c) = self.challenge {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(c),
+            );
         }
         r
     }

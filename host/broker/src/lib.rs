@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod dedup;
+pub mod http_admin;
 pub mod http_api;
 pub mod http_pipelines;
 pub mod http_util;
@@ -20,6 +21,7 @@ pub mod pipeline;
 pub mod server;
 pub mod spec_doc;
 pub mod stream;
+pub mod vault;
 pub mod writer;
 
 pub use node::Node;

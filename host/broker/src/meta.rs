@@ -1,6 +1,6 @@
 //! The metadata store: stream definitions, committed group offsets, MQTT
-//! sessions and retained messages, deployed handlers, pipelines and tenant
-//! secrets, in redb. Messages never come here (they live in the log); this is the small,
+//! sessions and retained messages, deployed handlers, pipelines, tenant
+//! secrets, the token vault and the admin audit log, in redb. Messages never come here (they live in the log); this is the small,
 //! mutable state around them. Writes go through one thread that coalesces
 //! whatever is waiting into a single redb transaction, so a hundred groups
 //! committing at once cost one commit, not a hundred.
@@ -30,6 +30,8 @@ const MQTT_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_queu
 const PIPELINES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipelines");
 const HANDLERS: TableDefinition<&str, &[u8]> = TableDefinition::new("handlers");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenant_secrets");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("token_vault");
+const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_audit");
 
 /// The tables of small named documents, written with [`MetaWrite::PutItem`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +42,37 @@ pub enum Table {
     Handlers,
     /// Key tenant, value its 32-byte pseudonymisation secret.
     Secrets,
+    /// Key `tenant/token`, value the JSON `vault::Entry` it stands for.
+    Tokens,
+    /// Key `time(20 digits) \0 random`, value the JSON `vault::AuditRecord`.
+    Audit,
 }
 
+// `apply_batch` indexes its open tables by `Table as usize`.
+const _: () = {
+    let mut i = 0;
+    while i < Table::ALL.len() {
+        assert!(Table::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Table {
+    const ALL: [Table; 5] = [
+        Table::Pipelines,
+        Table::Handlers,
+        Table::Secrets,
+        Table::Tokens,
+        Table::Audit,
+    ];
+
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Table::Pipelines => PIPELINES,
             Table::Handlers => HANDLERS,
             Table::Secrets => SECRETS,
+            Table::Tokens => TOKENS,
+            Table::Audit => AUDIT,
         }
     }
 }
@@ -166,7 +191,7 @@ impl Meta {
             txn.open_table(RETAINED).map_err(db_err)?;
             txn.open_table(MQTT_SESSIONS).map_err(db_err)?;
             txn.open_table(MQTT_QUEUE).map_err(db_err)?;
-            for t in [Table::Pipelines, Table::Handlers, Table::Secrets] {
+            for t in Table::ALL {
                 txn.open_table(t.def()).map_err(db_err)?;
             }
             txn.commit().map_err(db_err)?;
@@ -253,6 +278,37 @@ impl Meta {
         self.all(table.def())
     }
 
+    /// The last `limit` documents of `table` in key order, newest (last) first.
+    pub fn last_items(
+        &self,
+        table: Table,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(table.def()).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(db_err)?.rev().take(limit) {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// How many keys of `table` start with `prefix`.
+    pub fn count_prefix(&self, table: Table, prefix: &str) -> Result<u64, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(table.def()).map_err(db_err)?;
+        let mut n = 0;
+        for entry in t.range(prefix..).map_err(db_err)? {
+            let (k, _) = entry.map_err(db_err)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// One document of `table`.
     pub fn item(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
@@ -315,9 +371,10 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
         let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
         let mut sessions = txn.open_table(MQTT_SESSIONS).map_err(|e| e.to_string())?;
         let mut queue = txn.open_table(MQTT_QUEUE).map_err(|e| e.to_string())?;
-        let mut pipelines = txn.open_table(PIPELINES).map_err(|e| e.to_string())?;
-        let mut handlers = txn.open_table(HANDLERS).map_err(|e| e.to_string())?;
-        let mut secrets = txn.open_table(SECRETS).map_err(|e| e.to_string())?;
+        let mut items = Table::ALL
+            .map(|t| txn.open_table(t.def()).map_err(|e| e.to_string()))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             let r = match w {
                 MetaWrite::PutStream { key, doc } => {
@@ -355,21 +412,11 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                     let (lo, hi) = offset_prefix(stream, group.as_deref());
                     offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
                 }
-                MetaWrite::PutItem { table, key, value } => {
-                    let t = match table {
-                        Table::Pipelines => &mut pipelines,
-                        Table::Handlers => &mut handlers,
-                        Table::Secrets => &mut secrets,
-                    };
-                    t.insert(key.as_str(), value.as_slice()).map(drop)
-                }
+                MetaWrite::PutItem { table, key, value } => items[*table as usize]
+                    .insert(key.as_str(), value.as_slice())
+                    .map(drop),
                 MetaWrite::DeleteItem { table, key } => {
-                    let t = match table {
-                        Table::Pipelines => &mut pipelines,
-                        Table::Handlers => &mut handlers,
-                        Table::Secrets => &mut secrets,
-                    };
-                    t.remove(key.as_str()).map(drop)
+                    items[*table as usize].remove(key.as_str()).map(drop)
                 }
             };
             r.map_err(|e| e.to_string())?;

@@ -49,6 +49,8 @@ pub struct Limits {
     pub fetch_bytes_max: usize,
     /// Longest long-poll a consumer may ask for, in milliseconds.
     pub fetch_wait_ms_max: u64,
+    /// Tokens the vault keeps per tenant; `tokenize` is refused beyond.
+    pub vault_tokens_max: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             fetch_messages_max: 1000,
             fetch_bytes_max: 8 << 20,
             fetch_wait_ms_max: 30_000,
+            vault_tokens_max: 10_000_000,
         }
     }
 }

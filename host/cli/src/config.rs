@@ -150,6 +150,8 @@ struct UserEntry {
     publish: Vec<String>,
     #[serde(default)]
     subscribe: Vec<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 /// Reads a users file into the broker's user specs, with file:line errors.
@@ -172,6 +174,7 @@ pub fn read_users(path: &Path) -> Result<Vec<sluice_broker::auth::UserSpec>, Con
             password_hash: u.password_hash,
             publish: u.publish,
             subscribe: u.subscribe,
+            admin: u.admin,
         })
         .collect();
     sluice_broker::auth::Authenticator::new(&sluice_broker::auth::AuthOptions {
@@ -193,6 +196,8 @@ pub struct LimitsSection {
     pub fetch_bytes_max: Option<Bytes>,
     /// Longest long-poll a consumer may ask for, e.g. `"30s"`.
     pub fetch_wait_max: Option<Duration>,
+    /// Tokens the vault keeps per tenant.
+    pub vault_tokens_max: Option<u64>,
 }
 
 /// A byte size written as `"10GiB"` or a plain integer.
@@ -411,6 +416,9 @@ impl ConfigFile {
         }
         if let Some(d) = self.limits.fetch_wait_max {
             o.limits.fetch_wait_ms_max = d.0;
+        }
+        if let Some(n) = self.limits.vault_tokens_max {
+            o.limits.vault_tokens_max = n;
         }
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;

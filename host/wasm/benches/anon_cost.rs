@@ -68,7 +68,7 @@ fn main() {
             &guests::guest("anonymise"),
             Limits::default(),
             POLICY,
-            SECRET.into(),
+            std::sync::Arc::<[u8]>::from(SECRET),
         )
         .expect("load anonymise");
     println!("| records | format | native records/CPU-s | Wasm records/CPU-s | Wasm/native time |");

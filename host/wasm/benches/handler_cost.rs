@@ -68,7 +68,7 @@ fn load(rt: &Runtime, wasm: &[u8], limits: Limits) -> LoadedHandler {
         wasm,
         limits,
         CONFIG,
-        b"bench-secret".as_slice().into(),
+        std::sync::Arc::<[u8]>::from(b"bench-secret".as_slice()),
     )
     .expect("load redact-json")
 }

@@ -76,6 +76,10 @@ pub struct Limits {
     pub log_lines_per_call_max: u32,
     /// Longest log line (message plus fields); longer ones are cut.
     pub log_line_bytes_max: u32,
+    /// Longest domain plus value one `tokenize` call may store in the vault.
+    pub token_value_bytes_max: u32,
+    /// `tokenize` calls one message may make.
+    pub tokens_per_call_max: u32,
 }
 
 impl Default for Limits {
@@ -99,6 +103,8 @@ impl Default for Limits {
             counters_max: 64,
             log_lines_per_call_max: 16,
             log_line_bytes_max: 4096,
+            token_value_bytes_max: 1024,
+            tokens_per_call_max: 256,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::host::{
 };
 use crate::message::{Message, Output};
 use crate::runtime::CompileSource;
+use crate::vault::TenantKeys;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -57,7 +58,7 @@ pub struct LoadedHandler {
     ident: Arc<HandlerIdent>,
     limits: Limits,
     config: String,
-    secret: Arc<[u8]>,
+    keys: TenantKeys,
     runtime: RuntimeConfig,
     compile_source: CompileSource,
     instance: Option<Instance>,
@@ -84,7 +85,7 @@ impl LoadedHandler {
         ident: Arc<HandlerIdent>,
         limits: Limits,
         config: String,
-        secret: Arc<[u8]>,
+        keys: TenantKeys,
         runtime: RuntimeConfig,
         compile_source: CompileSource,
     ) -> Result<LoadedHandler, LoadError> {
@@ -93,7 +94,7 @@ impl LoadedHandler {
             ident,
             limits,
             config,
-            secret,
+            keys,
             runtime,
             compile_source,
             instance: None,
@@ -271,12 +272,13 @@ impl LoadedHandler {
         let data = StoreData {
             host: GuestHost {
                 ident: self.ident.clone(),
-                secret: self.secret.clone(),
+                keys: self.keys.clone(),
                 limits: self.limits.clone(),
                 kv: parked.kv,
                 counters: parked.counters,
                 counters_dropped: 0,
                 log_lines_left: 0,
+                tokens_left: 0,
                 log_lines_dropped: 0,
             },
             limiter: GuestLimiter {
@@ -384,6 +386,9 @@ fn arm(
     data.limiter.memory_denied = false;
     data.host.log_lines_left = limits
         .log_lines_per_call_max
+        .saturating_mul(messages.min(u64::from(u32::MAX)) as u32);
+    data.host.tokens_left = limits
+        .tokens_per_call_max
         .saturating_mul(messages.min(u64::from(u32::MAX)) as u32);
     if runtime.fuel_enabled { fuel } else { 0 }
 }

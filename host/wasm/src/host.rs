@@ -1,13 +1,12 @@
 //! What the host gives a guest: the `sluice:handler` imports (log, clock,
-//! counters, key/value state, pseudonymisation), the memory limiter, and the
+//! counters, key/value state, pseudonyms and tokens), the memory limiter, and the
 //! deny-all WASI context Rust and Python toolchains need to link. Imports
 //! reach only [`GuestHost`], a narrow view like `WasiView`, never the whole
 //! store: so they cannot touch limits, fuel or other handlers.
 
-use crate::bindings::sluice::handler::{clock, log, metrics, pseudonym, state, types};
+use crate::bindings::sluice::handler::{clock, log, metrics, pseudonym, state, types, vault};
 use crate::config::Limits;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::vault::{TenantKeys, hmac, push_hex};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceTable;
@@ -57,7 +56,9 @@ pub(crate) struct HandlerIdent {
 /// The state behind the `sluice:handler` imports.
 pub(crate) struct GuestHost {
     pub ident: Arc<HandlerIdent>,
-    pub secret: Arc<[u8]>,
+    pub keys: TenantKeys,
+    /// `tokenize` calls left in the current call.
+    pub tokens_left: u32,
     pub limits: Limits,
     pub kv: KvState,
     pub counters: HashMap<String, u64>,
@@ -142,23 +143,49 @@ impl state::Host for GuestHost {
 
 impl pseudonym::Host for GuestHost {
     fn pseudonymize(&mut self, domain: String, value: String) -> String {
-        pseudonymize(&self.secret, &domain, &value)
+        pseudonymize(&self.keys.secret, &domain, &value)
+    }
+}
+
+impl vault::Host for GuestHost {
+    fn tokenize(&mut self, domain: String, value: String) -> Result<String, String> {
+        let Some(vault) = &self.keys.vault else {
+            return Err("no vault: this node does not issue tokens to this handler".into());
+        };
+        if value.len() + domain.len() > self.limits.token_value_bytes_max as usize {
+            return Err(format!(
+                "the value is longer than token_value_bytes_max ({})",
+                self.limits.token_value_bytes_max
+            ));
+        }
+        if self.tokens_left == 0 {
+            return Err(format!(
+                "more than tokens_per_call_max ({}) tokens in one call",
+                self.limits.tokens_per_call_max
+            ));
+        }
+        self.tokens_left -= 1;
+        let token = self.keys.token_of(&domain, &value);
+        vault
+            .remember(&token, &domain, &value)
+            .map_err(|e| e.to_string())?;
+        Ok(token)
     }
 }
 
 /// HMAC-SHA256(secret, len(domain) ‖ domain ‖ value), first 16 bytes as
 /// hex. The length prefix keeps (`ab`, `c`) and (`a`, `bc`) apart.
 pub fn pseudonymize(secret: &[u8], domain: &str, value: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(&(domain.len() as u64).to_be_bytes());
-    mac.update(domain.as_bytes());
-    mac.update(value.as_bytes());
-    let tag = mac.finalize().into_bytes();
+    let tag = hmac(
+        secret,
+        &[
+            &(domain.len() as u64).to_be_bytes(),
+            domain.as_bytes(),
+            value.as_bytes(),
+        ],
+    );
     let mut out = String::with_capacity(32);
-    for b in &tag[..16] {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
+    push_hex(&mut out, &tag[..16]);
     out
 }
 

@@ -27,6 +27,7 @@ mod handler;
 mod host;
 mod message;
 mod runtime;
+mod vault;
 
 pub use config::{Limits, RuntimeConfig};
 pub use error::{InvokeError, LoadError, RuntimeError};
@@ -34,6 +35,7 @@ pub use handler::{HandlerStats, LoadedHandler};
 pub use host::pseudonymize;
 pub use message::{Message, Output};
 pub use runtime::{CompileSource, Runtime};
+pub use vault::{TenantKeys, TokenVault, VaultError};
 
 // The broker shares one runtime between threads and moves each handler to
 // the worker thread that drives it; keep both true.

@@ -9,6 +9,7 @@ use crate::config::{Limits, RuntimeConfig};
 use crate::error::{LoadError, RuntimeError};
 use crate::handler::LoadedHandler;
 use crate::host::{HandlerIdent, StoreData};
+use crate::vault::TenantKeys;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -103,8 +104,9 @@ impl Runtime {
     /// Compiles (or finds in the cache) `wasm` — a component binary —,
     /// links it against the host imports once, starts a first instance and
     /// runs its `init(config)` so a bad component or config fails here, at
-    /// deploy time, rather than on the first message. `secret` is the
-    /// tenant's pseudonymisation key: it stays in the host.
+    /// deploy time, rather than on the first message. `keys` are the
+    /// tenant's pseudonymisation secret (an `Arc<[u8]>` converts) and
+    /// optionally its token vault: they stay in the host.
     pub fn load(
         &self,
         name: &str,
@@ -112,7 +114,7 @@ impl Runtime {
         wasm: &[u8],
         limits: Limits,
         config: &str,
-        secret: Arc<[u8]>,
+        keys: impl Into<TenantKeys>,
     ) -> Result<LoadedHandler, LoadError> {
         limits
             .validate(&self.inner.config)
@@ -127,7 +129,7 @@ impl Runtime {
             ident,
             limits,
             config.to_owned(),
-            secret,
+            keys.into(),
             self.inner.config.clone(),
             source,
         )

@@ -1,6 +1,6 @@
 //! The host's services, wrapped so handlers need not know the generated
-//! module paths: logging, clock, counters, per-handler state and
-//! pseudonymisation. Everything else (files, sockets, environment) is
+//! module paths: logging, clock, counters, per-handler state,
+//! pseudonyms and reversible tokens. Everything else (files, sockets, environment) is
 //! unavailable by design.
 
 use crate::bindings::sluice::handler as wit;
@@ -31,6 +31,15 @@ pub fn counter_add(name: &str, delta: u64) {
 /// tenant's secret (which the handler never sees).
 pub fn pseudonymize(domain: &str, value: &str) -> String {
     wit::pseudonym::pseudonymize(domain, value)
+}
+
+/// A reversible token (`tok_…`) of `value` in `domain`. The host computes
+/// it with a key the handler never sees and remembers the value behind it,
+/// which only an admin can look up. `Err` says why the host refused (no
+/// vault, value too long, vault full); the handler should fail the message
+/// rather than pass the value on.
+pub fn tokenize(domain: &str, value: &str) -> Result<String, String> {
+    wit::vault::tokenize(domain, value)
 }
 
 /// The handler's private key/value state, shared by all its instances.

@@ -50,10 +50,19 @@ pub use serde_json as json;
 #[cfg(feature = "anon")]
 pub use sluice_anon as anon;
 
-/// The host's keyed pseudonymisation as an [`anon::Pseudonymizer`].
+/// The host's keyed pseudonyms and tokens as an [`anon::Pseudonymizer`].
 #[cfg(feature = "anon")]
-pub fn host_pseudonymizer() -> impl FnMut(&str, &str) -> String {
-    |domain: &str, value: &str| host::pseudonymize(domain, value)
+pub fn host_pseudonymizer() -> impl anon::Pseudonymizer {
+    struct HostKeys;
+    impl anon::Pseudonymizer for HostKeys {
+        fn pseudonymize(&mut self, domain: &str, value: &str) -> String {
+            host::pseudonymize(domain, value)
+        }
+        fn tokenize(&mut self, domain: &str, value: &str) -> Result<String, String> {
+            host::tokenize(domain, value)
+        }
+    }
+    HostKeys
 }
 
 /// A message handler. One value lives per Wasm instance: `init` builds it

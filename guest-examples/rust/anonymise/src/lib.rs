@@ -2,8 +2,8 @@
 //! messages as a policy says, with no code: rules by JSON path and
 //! free-text scanning of every other string (docs/anonymisation.md). The
 //! work is `sluice-anon`'s; this file only binds it to the handler world.
-//! Pseudonyms come from the host, keyed by the tenant's secret, which the
-//! guest never sees. Each output carries `sluice-anon-audit`, the count of
+//! Pseudonyms and tokens come from the host, keyed by the tenant's secret,
+//! which the guest never sees; a token the host refuses fails the message. Each output carries `sluice-anon-audit`, the count of
 //! entities handled per kind (never their values), and the same counts go
 //! to the handler's counters.
 //!
@@ -35,6 +35,7 @@ impl Handler for Anonymise {
             .map_err(|e| match e {
                 ApplyError::BadJson(m) => HandlerError::new("bad_json", m),
                 ApplyError::Binary => HandlerError::new("binary_payload", e.to_string()),
+                ApplyError::Tokenize(m) => HandlerError::new("tokenize_refused", m),
             })?;
         for (kind, n) in &outcome.audit {
             host::counter_add(kind, u64::from(*n));

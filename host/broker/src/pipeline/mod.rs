@@ -60,6 +60,7 @@ pub struct Pipelines {
     /// Serialises deploys, reloads and deletes; messages never take it.
     admin: tokio::sync::Mutex<()>,
     secrets: Mutex<HashMap<TenantId, Arc<[u8]>>>,
+    vaults: Mutex<HashMap<TenantId, Arc<crate::vault::Vault>>>,
 }
 
 struct Entry {
@@ -95,6 +96,7 @@ impl Pipelines {
             running: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             secrets: Mutex::new(HashMap::new()),
+            vaults: Mutex::new(HashMap::new()),
         }
     }
 
@@ -234,6 +236,21 @@ impl Node {
         Ok(secret)
     }
 
+    /// The tenant's token vault, opened on first use.
+    pub fn vault(&self, tenant: &TenantId) -> Result<Arc<crate::vault::Vault>, NodeError> {
+        let mut vaults = self.pipelines.vaults.lock().expect("vaults lock");
+        if let Some(v) = vaults.get(tenant) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(crate::vault::Vault::open(
+            self.meta.clone(),
+            tenant.clone(),
+            self.options.limits.vault_tokens_max,
+        )?);
+        vaults.insert(tenant.clone(), v.clone());
+        Ok(v)
+    }
+
     /// Loads every step's handler (compile or cache, link, first instance, `init`).
     async fn load_deployment(
         &self,
@@ -250,7 +267,10 @@ impl Node {
             let bytes = self.pipelines.handlers.read(&record)?;
             wasm.push((record, bytes));
         }
-        let secret = self.tenant_secret(tenant).await?;
+        let keys = sluice_wasm::TenantKeys::with_vault(
+            self.tenant_secret(tenant).await?,
+            self.vault(tenant)?,
+        );
         let rt = self.pipelines.runtime()?;
         let s = spec.clone();
         let steps = tokio::task::spawn_blocking(move || -> Result<Vec<Step>, NodeError> {
@@ -263,7 +283,7 @@ impl Node {
                         &bytes,
                         step.limits.clone(),
                         &step.config,
-                        secret.clone(),
+                        keys.clone(),
                     )
                     .map_err(|e| {
                         NodeError::Invalid(format!(
@@ -396,6 +416,7 @@ impl Node {
             group: group_of(&spec.name),
             source,
             dead_letter,
+            vault: self.vault(tenant)?,
             deployment,
             stats: stats.clone(),
             control: rx,

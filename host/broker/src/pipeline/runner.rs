@@ -86,6 +86,8 @@ pub struct Runner {
     pub group: GroupName,
     pub source: Arc<Stream>,
     pub dead_letter: Arc<Stream>,
+    /// The tenant's token vault, flushed before outputs are published.
+    pub vault: Arc<crate::vault::Vault>,
     pub deployment: Deployment,
     pub stats: Arc<PipelineStats>,
     pub control: Receiver<Control>,
@@ -301,6 +303,8 @@ impl Runner {
         }
         let out_count = outputs.len() as u64;
         let dead_count = dead.len() as u64;
+        // Tokens in the outputs must be reversible before anyone sees them.
+        self.rt.block_on(self.vault.flush())?;
         self.publish_outputs(outputs)?;
         self.append_dead_letters(dead)?;
         self.rt

@@ -53,3 +53,95 @@ pub fn anonymise() {
         .expect("a bad policy fails init");
     assert!(err.to_string().contains("must start with '$'"), "{err}");
 }
+
+/// A vault the test can look into, standing in for the broker's.
+#[derive(Default)]
+struct MemoryVault {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+}
+
+impl sluice_wasm::TokenVault for MemoryVault {
+    fn remember(
+        &self,
+        token: &str,
+        domain: &str,
+        value: &str,
+    ) -> Result<(), sluice_wasm::VaultError> {
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(token.into(), (domain.into(), value.into()));
+        Ok(())
+    }
+}
+
+#[test]
+pub fn tokenize_goes_to_the_hosts_vault_and_is_refused_without_one() {
+    let policy = json!({"rules": [{"path": "$.email", "op": "tokenize"}]}).to_string();
+    let vault = std::sync::Arc::new(MemoryVault::default());
+    let keys = sluice_wasm::TenantKeys::with_vault(secret("tenant-a"), vault.clone());
+    let wasm = crate::guests::guest("anonymise");
+    let mut h = runtime()
+        .load(
+            "anonymise",
+            "1",
+            &wasm,
+            Limits::default(),
+            &policy,
+            keys.clone(),
+        )
+        .unwrap();
+    let msg = json_msg("t", json!({"email": "ann@example.com"}));
+    let first = payload_json(&h.invoke(&msg).unwrap()[0].message);
+    let token = first["email"].as_str().unwrap().to_owned();
+    assert_eq!(token, keys.token_of("EMAIL", "ann@example.com"));
+    assert_eq!(
+        vault.entries.lock().unwrap()[&token],
+        ("EMAIL".to_owned(), "ann@example.com".to_owned()),
+        "the vault knows what the token stands for"
+    );
+    // Stable, and neither the value nor its pseudonym.
+    let again = payload_json(&h.invoke(&msg).unwrap()[0].message);
+    assert_eq!(again["email"], token.as_str());
+    assert_ne!(
+        &token[4..],
+        sluice_wasm::pseudonymize(&secret("tenant-a"), "EMAIL", "ann@example.com")
+    );
+
+    // A tenant with another secret gets another token.
+    let other = sluice_wasm::TenantKeys::with_vault(secret("tenant-b"), vault.clone());
+    let mut hb = runtime()
+        .load("anonymise", "1", &wasm, Limits::default(), &policy, other)
+        .unwrap();
+    let b = payload_json(&hb.invoke(&msg).unwrap()[0].message);
+    assert_ne!(b["email"], token.as_str());
+
+    // No vault: the message fails (and would be dead-lettered), nothing leaks.
+    let mut bare = runtime()
+        .load(
+            "anonymise",
+            "1",
+            &wasm,
+            Limits::default(),
+            &policy,
+            secret("t"),
+        )
+        .unwrap();
+    let e = bare.invoke(&msg).unwrap_err();
+    assert_eq!(
+        e.reason(),
+        "handler_error: tokenize_refused: no vault: this node does not issue tokens to this handler",
+        "{e}"
+    );
+
+    // A value over token_value_bytes_max is refused the same way.
+    let limits = Limits {
+        token_value_bytes_max: 16,
+        ..Limits::default()
+    };
+    let mut small = runtime()
+        .load("anonymise", "1", &wasm, limits, &policy, keys)
+        .unwrap();
+    let e = small.invoke(&msg).unwrap_err();
+    assert!(e.reason().contains("token_value_bytes_max"), "{e}");
+}

@@ -59,7 +59,7 @@ fn try_load(wasm: &[u8], lang: &str, config: &str) -> Result<LoadedHandler, Load
         wasm,
         Limits::default(),
         config,
-        b"tenant-a".as_slice().into(),
+        std::sync::Arc::<[u8]>::from(b"tenant-a".as_slice()),
     )
 }
 
