@@ -488,6 +488,77 @@ fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup(
 }
 
 #[test]
+fn a_qos2_publish_received_before_kill_9_is_not_delivered_twice_after_it() {
+    let mut node = TestNode::start();
+    node.create_stream("q2", json!({"subjects": ["q2/#"]}));
+    let mut connect = connect_packet(Version::V5, "exactly");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    let publish = |payload: &'static [u8], dup: bool| {
+        Packet::Publish(sluice_mqtt::Publish {
+            dup,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            topic: "q2/a".into(),
+            packet_id: sluice_mqtt::PacketId::new(7),
+            payload: sluice_mqtt::Bytes::from_static(payload),
+            properties: PublishProperties::default(),
+        })
+    };
+    let id7 = sluice_mqtt::PubAck::new(sluice_mqtt::PacketId::new(7).unwrap());
+
+    let (mut c, _) = Client::connect(node.mqtt, connect.clone());
+    c.send(&publish(b"once", false));
+    match c.recv() {
+        Some(Packet::PubRec(a)) => assert_eq!(a.reason, ReasonCode::SUCCESS),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    // PUBREC came, PUBREL never left: the node dies in between.
+    drop(c);
+    node.kill9();
+    node.restart();
+
+    let (mut c, ack) = Client::connect(node.mqtt, connect.clone());
+    assert!(ack.session_present);
+    // The client resends with DUP, as it must: the node knows the id.
+    c.send(&publish(b"once", true));
+    match c.recv() {
+        Some(Packet::PubRec(a)) => assert_eq!(a.reason, ReasonCode::SUCCESS),
+        other => panic!("expected PUBREC for the resend, got {other:?}"),
+    }
+    c.send(&Packet::PubRel(id7.clone()));
+    match c.recv() {
+        Some(Packet::PubComp(a)) => assert_eq!(
+            a.reason,
+            ReasonCode::SUCCESS,
+            "the id survived the crash (0x92 would mean it was forgotten)"
+        ),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    // After PUBCOMP the id is free: a new publish with it is a new message,
+    // and its release survives a restart too.
+    c.send(&publish(b"new", false));
+    assert!(matches!(c.recv(), Some(Packet::PubRec(_))));
+    c.send(&Packet::PubRel(id7.clone()));
+    assert!(matches!(c.recv(), Some(Packet::PubComp(a)) if a.reason == ReasonCode::SUCCESS));
+    drop(c);
+    node.kill9();
+    node.restart();
+    let (mut c, _) = Client::connect(node.mqtt, connect);
+    c.send(&Packet::PubRel(id7));
+    assert!(
+        matches!(c.recv(), Some(Packet::PubComp(a)) if a.reason == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
+        "a released id is forgotten on disk before PUBCOMP"
+    );
+    let stored: Vec<String> = node
+        .read_all("q2", 0, 0)
+        .iter()
+        .map(|m| String::from_utf8(payload(m)).unwrap())
+        .collect();
+    assert_eq!(stored, ["once", "new"], "each message exactly once");
+}
+
+#[test]
 fn a_clean_start_discards_the_stored_session() {
     let mut node = TestNode::start();
     let mut connect = connect_packet(Version::V5, "fickle");

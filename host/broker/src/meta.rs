@@ -1,9 +1,10 @@
 //! The metadata store: stream definitions, committed group offsets, MQTT
-//! sessions and retained messages, deployed handlers, pipelines, tenant
-//! secrets, the token vault and the admin audit log, in redb. Messages never come here (they live in the log); this is the small,
-//! mutable state around them. Writes go through one thread that coalesces
-//! whatever is waiting into a single redb transaction, so a hundred groups
-//! committing at once cost one commit, not a hundred.
+//! sessions (with their held messages and QoS 2 ids) and retained messages,
+//! deployed handlers, pipelines, tenant secrets, the token vault and the
+//! admin audit log, in redb. Messages never come here (they live in the
+//! log); this is the small, mutable state around them. Writes go through one
+//! thread that coalesces whatever is waiting into a single redb transaction,
+//! so a hundred groups committing at once cost one commit, not a hundred.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,10 @@ const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_sessions");
 /// Messages held for persistent MQTT sessions: key `client \0 seq(20 digits)`, value `mqtt::store` encoding.
 const MQTT_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_queue");
+/// QoS 2 packet ids a persistent session acknowledged with PUBREC and whose
+/// PUBREL has not come: key `client \0 id(5 digits)`, no value. They let a
+/// resend after a restart be recognised as one, never delivered twice.
+const MQTT_QOS2_IN: TableDefinition<&str, ()> = TableDefinition::new("mqtt_qos2_in");
 
 /// Small documents keyed by name, one table each (see [`Table`]).
 const PIPELINES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipelines");
@@ -79,6 +84,10 @@ impl Table {
 
 fn queue_key(client: &str, seq: u64) -> String {
     format!("{client}\0{seq:020}")
+}
+
+fn qos2_key(client: &str, packet_id: u16) -> String {
+    format!("{client}\0{packet_id:05}")
 }
 
 /// Metadata writes waiting for the writer thread; producers wait beyond this.
@@ -144,6 +153,16 @@ pub enum MetaWrite {
         client: String,
         seq: u64,
     },
+    /// Records a QoS 2 packet id received (PUBREC sent) by a persistent session.
+    PutQos2Received {
+        client: String,
+        packet_id: u16,
+    },
+    /// Forgets it (PUBREL came).
+    DeleteQos2Received {
+        client: String,
+        packet_id: u16,
+    },
     PutItem {
         table: Table,
         key: String,
@@ -191,6 +210,7 @@ impl Meta {
             txn.open_table(RETAINED).map_err(db_err)?;
             txn.open_table(MQTT_SESSIONS).map_err(db_err)?;
             txn.open_table(MQTT_QUEUE).map_err(db_err)?;
+            txn.open_table(MQTT_QOS2_IN).map_err(db_err)?;
             for t in Table::ALL {
                 txn.open_table(t.def()).map_err(db_err)?;
             }
@@ -260,6 +280,22 @@ impl Meta {
                 Some((client.to_owned(), seq.parse().ok()?, v))
             })
             .collect())
+    }
+
+    /// Every QoS 2 packet id awaiting PUBREL: (client, id).
+    pub fn mqtt_qos2_received(&self) -> Result<Vec<(String, u16)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(MQTT_QOS2_IN).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, _) = entry.map_err(db_err)?;
+            if let Some((client, id)) = k.value().split_once('\0')
+                && let Ok(id) = id.parse()
+            {
+                out.push((client.to_owned(), id));
+            }
+        }
+        Ok(out)
     }
 
     fn all(&self, def: TableDefinition<&str, &[u8]>) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
@@ -371,6 +407,7 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
         let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
         let mut sessions = txn.open_table(MQTT_SESSIONS).map_err(|e| e.to_string())?;
         let mut queue = txn.open_table(MQTT_QUEUE).map_err(|e| e.to_string())?;
+        let mut qos2_in = txn.open_table(MQTT_QOS2_IN).map_err(|e| e.to_string())?;
         let mut items = Table::ALL
             .map(|t| txn.open_table(t.def()).map_err(|e| e.to_string()))
             .into_iter()
@@ -397,10 +434,11 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                     .insert(client.as_str(), record.as_slice())
                     .map(drop),
                 MetaWrite::DeleteSession { client } => {
-                    sessions.remove(client.as_str()).and_then(|_| {
-                        let (lo, hi) = (format!("{client}\0"), format!("{client}\x01"));
-                        queue.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
-                    })
+                    let (lo, hi) = (format!("{client}\0"), format!("{client}\x01"));
+                    sessions
+                        .remove(client.as_str())
+                        .and_then(|_| queue.retain_in(lo.as_str()..hi.as_str(), |_, _| false))
+                        .and_then(|_| qos2_in.retain_in(lo.as_str()..hi.as_str(), |_, _| false))
                 }
                 MetaWrite::PutQueued { client, seq, value } => queue
                     .insert(queue_key(client, *seq).as_str(), value.as_slice())
@@ -408,6 +446,12 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                 MetaWrite::DeleteQueued { client, seq } => {
                     queue.remove(queue_key(client, *seq).as_str()).map(drop)
                 }
+                MetaWrite::PutQos2Received { client, packet_id } => qos2_in
+                    .insert(qos2_key(client, *packet_id).as_str(), ())
+                    .map(drop),
+                MetaWrite::DeleteQos2Received { client, packet_id } => qos2_in
+                    .remove(qos2_key(client, *packet_id).as_str())
+                    .map(drop),
                 MetaWrite::DeleteOffsets { stream, group } => {
                     let (lo, hi) = offset_prefix(stream, group.as_deref());
                     offsets.retain_in(lo.as_str()..hi.as_str(), |_, _| false)

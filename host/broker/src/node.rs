@@ -473,6 +473,11 @@ impl Node {
                 None => tracing::error!(client, seq, "unreadable held MQTT message; skipped"),
             }
         }
+        let mut received: std::collections::HashMap<String, Vec<u16>> =
+            std::collections::HashMap::new();
+        for (client, id) in self.meta.mqtt_qos2_received()? {
+            received.entry(client).or_default().push(id);
+        }
         let mut expired = Vec::new();
         for (client, record) in self.meta.mqtt_sessions()? {
             let Ok(record) = serde_json::from_slice::<crate::mqtt::store::StoredSession>(&record)
@@ -490,14 +495,18 @@ impl Node {
                 continue;
             }
             let messages = held.remove(&client).unwrap_or_default();
+            let qos2_received = received.remove(&client).unwrap_or_default();
             self.router.restore(
                 &client,
                 &record,
                 messages,
+                qos2_received,
                 std::time::Duration::from_millis(offline_ms),
             );
         }
+        // What is left belongs to no stored session.
         expired.extend(held.into_keys());
+        expired.extend(received.into_keys());
         if !expired.is_empty() {
             let meta = self.meta.clone();
             tokio::spawn(async move {

@@ -164,6 +164,12 @@ pub enum Event {
     Subscribe(Subscribe),
     /// Answer with `unsuback`.
     Unsubscribe(Unsubscribe),
+    /// The client released a QoS 2 publish (PUBREL): the broker forgets the
+    /// packet id wherever it keeps it, then answers with `release_done`,
+    /// which sends PUBCOMP. Until PUBCOMP the client will not reuse the id,
+    /// so a broker that records ids durably never mistakes a new publish for
+    /// a resend.
+    Released { packet_id: PacketId },
     /// An outgoing QoS 1/2 message completed (PUBACK or PUBCOMP); the
     /// broker may forget its stored copy (`store_id`).
     Delivered {
@@ -472,6 +478,13 @@ impl Connection {
         }
     }
 
+    /// The broker has forgotten a released QoS 2 packet id ([`Event::Released`]).
+    pub fn release_done(&mut self, packet_id: PacketId) {
+        if self.phase == Phase::Open {
+            self.send(Packet::PubComp(PubAck::new(packet_id)));
+        }
+    }
+
     pub fn suback(&mut self, packet_id: PacketId, reasons: Vec<ReasonCode>) {
         if self.phase == Phase::Open {
             self.send(Packet::SubAck(SubAck {
@@ -638,16 +651,21 @@ impl Connection {
             }
             (Phase::Open, Packet::PubComp(a)) => self.complete(a.packet_id.get(), |o| o.released),
             (Phase::Open, Packet::PubRel(a)) => {
-                let found = self.session.incoming_qos2.remove(&a.packet_id.get());
-                let reason = if found || self.version == Version::V3_1_1 {
-                    ReasonCode::SUCCESS
+                if self.session.incoming_qos2.remove(&a.packet_id.get()) {
+                    self.events.push_back(Event::Released {
+                        packet_id: a.packet_id,
+                    });
                 } else {
-                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
-                };
-                self.send(Packet::PubComp(PubAck {
-                    reason,
-                    ..PubAck::new(a.packet_id)
-                }));
+                    let reason = if self.version == Version::V3_1_1 {
+                        ReasonCode::SUCCESS
+                    } else {
+                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                    };
+                    self.send(Packet::PubComp(PubAck {
+                        reason,
+                        ..PubAck::new(a.packet_id)
+                    }));
+                }
             }
             (Phase::Open, Packet::Subscribe(s)) => self.events.push_back(Event::Subscribe(s)),
             (Phase::Open, Packet::Unsubscribe(u)) => self.events.push_back(Event::Unsubscribe(u)),

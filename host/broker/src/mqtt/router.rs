@@ -524,6 +524,7 @@ impl Router {
         client_id: &str,
         record: &super::store::StoredSession,
         held: Vec<Delivery>,
+        qos2_received: Vec<u16>,
         offline_for: Duration,
     ) {
         let mut st = self.lock();
@@ -548,6 +549,7 @@ impl Router {
         }
         let mut state = SessionState::default();
         state.pending.extend(held);
+        state.incoming_qos2.extend(qos2_received);
         st.sessions.insert(
             client_id.to_owned(),
             Session {

@@ -39,6 +39,15 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
 type AckFuture = Pin<Box<dyn Future<Output = ReasonCode> + Send>>;
 
+/// What an acknowledgement waiting for durability answers.
+#[derive(Clone, Copy)]
+enum Owed {
+    /// PUBACK or PUBREC for a QoS 1/2 publish.
+    Publish(QoS),
+    /// PUBCOMP for a PUBREL, once the QoS 2 id is forgotten on disk.
+    Release,
+}
+
 /// What woke the task (lives for one turn of the loop, so its size is moot).
 #[allow(clippy::large_enum_variant)]
 enum Wake {
@@ -66,9 +75,10 @@ pub struct Task<S> {
     wbuf: BytesMut,
     mailbox_tx: mpsc::Sender<ToConnection>,
     mailbox: mpsc::Receiver<ToConnection>,
-    /// QoS 1/2 publishes waiting for durability, in arrival order: their
-    /// acknowledgements must leave in the same order (MQTT-4.6.0-2).
-    acks: VecDeque<(PacketId, QoS, AckFuture)>,
+    /// QoS 1/2 publishes and QoS 2 releases waiting for durability, in
+    /// arrival order: their acknowledgements must leave in the same order
+    /// (MQTT-4.6.0-2).
+    acks: VecDeque<(PacketId, Owed, AckFuture)>,
     identity: Option<Identity>,
     /// Set when another connection took the session: it owns it now.
     taken_over: bool,
@@ -160,10 +170,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         self.rbuf = BytesMut::new();
                     }
                 }
-                Wake::Ack(reason) => {
-                    let (id, qos, _) = self.acks.pop_front().expect("an ack was ready");
-                    self.conn.publish_done(id, qos, reason);
-                }
+                Wake::Ack(reason) => match self.acks.pop_front().expect("an ack was ready") {
+                    (id, Owed::Publish(qos), _) => self.conn.publish_done(id, qos, reason),
+                    (id, Owed::Release, _) => self.conn.release_done(id),
+                },
                 // The task holds a sender itself, so the mailbox never closes.
                 Wake::Command(cmd) => {
                     self.command(cmd.expect("mailbox open"));
@@ -226,6 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 // idle connection's task as large as a CONNECT in progress.
                 Event::Connect(c) => Box::pin(self.on_connect(*c)).await,
                 Event::Publish(p) => self.on_publish(p).await,
+                Event::Released { packet_id } => self.on_released(packet_id),
                 Event::Subscribe(s) => {
                     self.on_subscribe(s);
                     self.persist_session(None).await;
@@ -404,6 +415,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             self.node
                 .route_live(&message, p.qos, p.retain, publisher.as_deref());
         let captured = !pending.is_empty();
+        // A persistent session records a QoS 2 id before its PUBREC leaves,
+        // so a resend after a crash is known for one (MQTT-4.3.3-10).
+        let qos2_record = self.qos2_store_key().filter(|_| p.qos == QoS::ExactlyOnce);
         let Some(id) = p.packet_id else {
             // QoS 0: nothing to acknowledge; the appends and the retained write go on without us.
             if let Some(w) = retain_write {
@@ -412,23 +426,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             tokio::spawn(held);
             return;
         };
-        let ack: AckFuture = Box::pin(async move {
-            if let Some(w) = retain_write
-                && w.await.is_err()
-            {
-                return ReasonCode::UNSPECIFIED_ERROR;
-            }
-            if held.await.is_err() {
-                return ReasonCode::UNSPECIFIED_ERROR;
-            }
-            match pending.wait().await {
-                Ok(_) if subscribers == 0 && !captured => ReasonCode::NO_MATCHING_SUBSCRIBERS,
-                Ok(_) => ReasonCode::SUCCESS,
-                Err(NodeError::Backpressure { .. }) => ReasonCode::QUOTA_EXCEEDED,
-                Err(_) => ReasonCode::UNSPECIFIED_ERROR,
-            }
+        let meta = self.node.meta.clone();
+        let recorded = qos2_record.map(|client| {
+            let write = MetaWrite::PutQos2Received {
+                client: client.clone(),
+                packet_id: id.get(),
+            };
+            (client, meta.enqueue(vec![write]))
         });
-        self.acks.push_back((id, p.qos, ack));
+        let ack: AckFuture = Box::pin(async move {
+            let reason = async {
+                if let Some(w) = retain_write
+                    && w.await.is_err()
+                {
+                    return ReasonCode::UNSPECIFIED_ERROR;
+                }
+                if held.await.is_err() {
+                    return ReasonCode::UNSPECIFIED_ERROR;
+                }
+                match pending.wait().await {
+                    Ok(_) if subscribers == 0 && !captured => ReasonCode::NO_MATCHING_SUBSCRIBERS,
+                    Ok(_) => ReasonCode::SUCCESS,
+                    Err(NodeError::Backpressure { .. }) => ReasonCode::QUOTA_EXCEEDED,
+                    Err(_) => ReasonCode::UNSPECIFIED_ERROR,
+                }
+            }
+            .await;
+            let Some((client, written)) = recorded else {
+                return reason;
+            };
+            if written.await.is_err() {
+                return ReasonCode::UNSPECIFIED_ERROR;
+            }
+            if reason.is_error() {
+                // A refused publish is not held: its id must not make the
+                // client's next publish with it look like a resend.
+                let forget = MetaWrite::DeleteQos2Received {
+                    client,
+                    packet_id: id.get(),
+                };
+                if meta.apply(vec![forget]).await.is_err() {
+                    tracing::error!("could not forget a refused QoS 2 packet id");
+                }
+            }
+            reason
+        });
+        self.acks.push_back((id, Owed::Publish(p.qos), ack));
+    }
+
+    /// The client's id in the store when its session outlives the connection.
+    fn qos2_store_key(&self) -> Option<String> {
+        let identity = self.identity.as_ref()?;
+        (self.conn.session_expiry_s() > 0).then(|| identity.client_id.clone())
+    }
+
+    /// PUBREL: a persistent session forgets the id on disk before PUBCOMP;
+    /// any other answers at once.
+    fn on_released(&mut self, packet_id: PacketId) {
+        let Some(client) = self.qos2_store_key() else {
+            return self.conn.release_done(packet_id);
+        };
+        let written = self.node.meta.enqueue(vec![MetaWrite::DeleteQos2Received {
+            client,
+            packet_id: packet_id.get(),
+        }]);
+        let ack: AckFuture = Box::pin(async move {
+            if let Err(e) = written.await {
+                tracing::error!(error = %e, "could not forget a released QoS 2 packet id");
+            }
+            ReasonCode::SUCCESS
+        });
+        self.acks.push_back((packet_id, Owed::Release, ack));
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {

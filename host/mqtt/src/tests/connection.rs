@@ -260,7 +260,19 @@ fn qos2_is_delivered_exactly_once_even_when_resent() {
     assert!(p.events().is_empty());
     assert!(matches!(&p.recv()[..], [Packet::PubRec(_)]));
     p.send(Packet::PubRel(PubAck::new(id(9))));
+    assert!(matches!(&p.events()[..], [Event::Released { packet_id }] if packet_id.get() == 9));
+    assert!(
+        p.recv().is_empty(),
+        "no PUBCOMP before the broker has forgotten the id"
+    );
+    p.conn.release_done(id(9));
     assert!(matches!(&p.recv()[..], [Packet::PubComp(a)] if a.reason == ReasonCode::SUCCESS));
+    // A PUBREL for an id we do not hold is answered at once, with 0x92 in v5.
+    p.send(Packet::PubRel(PubAck::new(id(11))));
+    assert!(p.events().is_empty());
+    assert!(
+        matches!(&p.recv()[..], [Packet::PubComp(a)] if a.reason == ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)
+    );
     // After PUBREL the id is free again: a new publish with it is new.
     p.send(publish(QoS::ExactlyOnce, Some(9), "a/b", b"again"));
     assert_eq!(p.events().len(), 1);
