@@ -558,6 +558,95 @@ fn a_qos2_publish_received_before_kill_9_is_not_delivered_twice_after_it() {
     assert_eq!(stored, ["once", "new"], "each message exactly once");
 }
 
+/// Reads `n` QoS 1 publishes, acknowledging each, and returns their payloads.
+fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match c.recv_within(Duration::from_secs(10)) {
+            Some(Packet::Publish(p)) => {
+                c.ack(&p);
+                got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+            }
+            other => panic!(
+                "after {} messages: expected PUBLISH, got {other:?}",
+                got.len()
+            ),
+        }
+    }
+    got
+}
+
+#[test]
+fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_order() {
+    // A queue of 10 in memory, a receive window of 5: most of what follows
+    // waits on disk.
+    let mut node = TestNode::start_with_config(Some(
+        "[mqtt]\nsession_queue_messages_max = 10\nsys_interval = \"200ms\"\n",
+    ));
+    let mut connect = connect_packet(Version::V5, "slow");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    connect.properties.receive_maximum = Some(5);
+    let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
+    sub.subscribe("sp/#", QoS::AtLeastOnce);
+
+    let mut publ = Client::simple(node.mqtt, Version::V5, "fast");
+    for i in 0..300 {
+        let r = publ.publish(
+            &format!("sp/{i}"),
+            format!("m{i}").as_bytes(),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
+    }
+    let want: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    assert_eq!(read_acked(&mut sub, 300), want, "all of them, in order");
+    sub.expect_silence(Duration::from_millis(300));
+
+    let mut stats = Client::simple(node.mqtt, Version::V5, "stats");
+    stats.subscribe("$SYS/broker/messages/+", QoS::AtMostOnce);
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < 2 {
+        let p = stats.expect_publish();
+        let n: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+        if p.topic.ends_with("/spilled") || p.topic.ends_with("/dropped") {
+            seen.insert(p.topic.rsplit('/').next().unwrap().to_owned(), n);
+        }
+    }
+    assert!(
+        seen["spilled"] > 0,
+        "the queue overflowed to disk: {seen:?}"
+    );
+    assert_eq!(seen["dropped"], 0, "and nothing was dropped: {seen:?}");
+
+    // Spilled messages are as durable as the rest: the subscriber stalls
+    // again, goes away, and the node is killed.
+    for i in 300..500 {
+        let r = publ.publish(
+            &format!("sp/{i}"),
+            format!("m{i}").as_bytes(),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
+    }
+    drop(sub);
+    drop(publ);
+    node.kill9();
+    node.restart();
+    let (mut sub, ack) = Client::connect(node.mqtt, connect.clone());
+    assert!(ack.session_present);
+    let want: Vec<String> = (300..500).map(|i| format!("m{i}")).collect();
+    assert_eq!(read_acked(&mut sub, 200), want, "after kill -9, in order");
+    sub.expect_silence(Duration::from_millis(300));
+    // Acknowledged means deleted: nothing comes back after another restart.
+    drop(sub);
+    std::thread::sleep(Duration::from_millis(300));
+    node.stop();
+    node.restart();
+    let (mut sub, _) = Client::connect(node.mqtt, connect);
+    sub.expect_silence(Duration::from_millis(500));
+}
+
 #[test]
 fn a_clean_start_discards_the_stored_session() {
     let mut node = TestNode::start();

@@ -282,6 +282,35 @@ impl Meta {
             .collect())
     }
 
+    /// Up to `limit` messages held for `client` with store ids `from..=last`, in order.
+    pub fn mqtt_queue_range(
+        &self,
+        client: &str,
+        from: u64,
+        last: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(MQTT_QUEUE).map_err(db_err)?;
+        let (lo, hi) = (queue_key(client, from), queue_key(client, last));
+        let mut out = Vec::new();
+        for entry in table
+            .range(lo.as_str()..=hi.as_str())
+            .map_err(db_err)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(db_err)?;
+            if let Some(seq) = k
+                .value()
+                .rsplit_once('\0')
+                .and_then(|(_, s)| s.parse().ok())
+            {
+                out.push((seq, v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every QoS 2 packet id awaiting PUBREL: (client, id).
     pub fn mqtt_qos2_received(&self) -> Result<Vec<(String, u16)>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;

@@ -163,7 +163,9 @@ impl Node {
             options: options.clone(),
             meta: meta.clone(),
             metrics: Arc::new(NodeMetrics::default()),
-            router: Arc::new(crate::mqtt::Router::new()),
+            router: Arc::new(crate::mqtt::Router::new(
+                options.mqtt.session_stored_messages_max,
+            )),
             mqtt_stats: Arc::default(),
             mqtt_permits: Arc::new(tokio::sync::Semaphore::new(options.mqtt.connections_max)),
             auth: Arc::new(crate::auth::Authenticator::new(&options.auth)?),
@@ -432,25 +434,19 @@ impl Node {
         impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
     ) {
         let meta = &self.meta;
-        let routed = self
-            .router
-            .route(msg, qos, retain, publisher, |held, dropped| {
-                let writes: Vec<MetaWrite> = held
-                    .iter()
-                    .map(|(client, seq, value)| MetaWrite::PutQueued {
-                        client: client.clone(),
-                        seq: *seq,
-                        value: value.clone(),
-                    })
-                    .chain(dropped.iter().map(|(client, seq)| MetaWrite::DeleteQueued {
-                        client: client.clone(),
-                        seq: *seq,
-                    }))
-                    .collect();
-                // Queued now, under the router's lock, so no acknowledgement's
-                // delete can overtake it; awaited by whoever acknowledges the publisher.
-                (!writes.is_empty()).then(|| meta.enqueue(writes))
-            });
+        let routed = self.router.route(msg, qos, retain, publisher, |held| {
+            let writes: Vec<MetaWrite> = held
+                .iter()
+                .map(|(client, seq, value)| MetaWrite::PutQueued {
+                    client: client.clone(),
+                    seq: *seq,
+                    value: value.clone(),
+                })
+                .collect();
+            // Queued now, under the router's lock, so no acknowledgement's
+            // delete can overtake it; awaited by whoever acknowledges the publisher.
+            (!writes.is_empty()).then(|| meta.enqueue(writes))
+        });
         let stored = routed.stored;
         let store = async move {
             if let Some(s) = stored {

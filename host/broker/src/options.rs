@@ -103,6 +103,9 @@ pub struct MqttOptions {
     pub session_expiry_s_max: u32,
     /// Messages queued per connection (mailbox and QoS 1/2 queue) before drops are counted.
     pub session_queue_messages_max: usize,
+    /// Unacknowledged QoS 1/2 messages a persistent session holds on disk;
+    /// newer ones are dropped and counted.
+    pub session_stored_messages_max: usize,
     /// How often `$SYS/` statistics are published, in milliseconds (0 = never).
     pub sys_interval_ms: u64,
     /// MQTT over TLS, when configured.
@@ -138,6 +141,7 @@ impl Default for MqttOptions {
             keep_alive_s_max: 3600,
             session_expiry_s_max: 7 * 86_400,
             session_queue_messages_max: 10_000,
+            session_stored_messages_max: 1_000_000,
             sys_interval_ms: 10_000,
             tls: None,
             ws_listen: None,

@@ -103,6 +103,8 @@ pub struct MqttSection {
     pub session_expiry_max: Option<Duration>,
     /// Messages queued per client session.
     pub session_queue_messages_max: Option<usize>,
+    /// Unacknowledged QoS 1/2 messages a persistent session holds on disk.
+    pub session_stored_messages_max: Option<usize>,
     /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
     pub sys_interval: Option<Duration>,
     /// MQTT over WebSocket (subprotocol `mqtt`), e.g. `"127.0.0.1:8083"`.
@@ -400,6 +402,9 @@ impl ConfigFile {
         }
         if let Some(n) = m.session_queue_messages_max {
             o.mqtt.session_queue_messages_max = n.max(1);
+        }
+        if let Some(n) = m.session_stored_messages_max {
+            o.mqtt.session_stored_messages_max = n.max(1);
         }
         if let Some(d) = m.sys_interval {
             o.mqtt.sys_interval_ms = d.0;

@@ -287,6 +287,11 @@ impl Connection {
         self.phase == Phase::Closed
     }
 
+    /// QoS 1/2 messages waiting for room in the client's receive window.
+    pub fn pending(&self) -> usize {
+        self.session.pending.len()
+    }
+
     /// The session expiry in force (CONNECT's, possibly changed at DISCONNECT).
     pub fn session_expiry_s(&self) -> u32 {
         self.session_expiry_s

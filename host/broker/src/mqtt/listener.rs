@@ -235,7 +235,7 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
         }
         let s = &node.mqtt_stats;
         let r = &node.router.stats;
-        let values: [(&str, u64); 9] = [
+        let values: [(&str, u64); 10] = [
             ("$SYS/broker/uptime", started.elapsed().as_secs()),
             (
                 "$SYS/broker/clients/connected",
@@ -255,6 +255,7 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
                 "$SYS/broker/messages/dropped",
                 r.dropped_queue_full.load(Relaxed),
             ),
+            ("$SYS/broker/messages/spilled", r.spilled.load(Relaxed)),
             ("$SYS/broker/bytes/received", s.bytes_in.load(Relaxed)),
             ("$SYS/broker/bytes/sent", s.bytes_out.load(Relaxed)),
         ];
@@ -270,8 +271,7 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
                 mqtt: Default::default(),
             };
             node.router.retain(&msg, QoS::AtMostOnce);
-            node.router
-                .route(&msg, QoS::AtMostOnce, true, None, |_, _| ());
+            node.router.route(&msg, QoS::AtMostOnce, true, None, |_| ());
         }
     }
 }

@@ -8,8 +8,8 @@
 //! session takeover, subscription changes and routing trivially consistent.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,8 +17,21 @@ use sluice_core::{FilterTrie, Message, TopicFilter, TopicName};
 use sluice_mqtt::{Delivery, PublishProperties, QoS, RetainHandling, SessionState, Subscription};
 use tokio::sync::{mpsc, oneshot};
 
-/// Messages waiting for a session whose client is offline, at most.
+/// Messages a session whose client is offline keeps in memory; a
+/// persistent session's further messages wait on disk (see [`Spill`]).
 pub const OFFLINE_QUEUE_MESSAGES_MAX: usize = 10_000;
+
+/// A persistent session's QoS 1/2 messages that wait only on disk, because
+/// its queue in memory was full: store ids `from..=last` of that client.
+/// While a session spills, every new stored message joins the spill, so
+/// order is kept; its connection reads them back as its queue drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spill {
+    pub from: u64,
+    pub last: u64,
+    /// Restored after a restart: they may have been sent before (DUP).
+    pub maybe_sent: bool,
+}
 
 /// Commands a connection task receives from the rest of the broker.
 #[derive(Debug)]
@@ -64,6 +77,40 @@ struct Session {
     /// While offline: the state the last connection left and what arrived since.
     offline: Option<SessionState>,
     offline_since: Option<Instant>,
+    /// Messages held only on disk, if any.
+    spill: Option<Spill>,
+    /// Set while `spill` is: the connection's cheap check.
+    spilling: Arc<AtomicBool>,
+    /// Stored copies (held for this session, not yet acknowledged).
+    stored: usize,
+}
+
+impl Session {
+    fn new(connection: u64, expiry_s: u32) -> Self {
+        Session {
+            mailbox: None,
+            connection,
+            subscriptions: BTreeMap::new(),
+            expiry_s,
+            offline: None,
+            offline_since: None,
+            spill: None,
+            spilling: Arc::default(),
+            stored: 0,
+        }
+    }
+
+    /// Adds store id `id` to the spill (starting one if none runs).
+    fn spill(&mut self, id: u64, maybe_sent: bool) {
+        let s = self.spill.get_or_insert(Spill {
+            from: id,
+            last: id,
+            maybe_sent,
+        });
+        s.from = s.from.min(id);
+        s.last = s.last.max(id);
+        self.spilling.store(true, Relaxed);
+    }
 }
 
 /// A retained message: the last one published with RETAIN on its topic.
@@ -79,6 +126,8 @@ pub struct RouterStats {
     pub messages_routed: AtomicU64,
     pub deliveries: AtomicU64,
     pub dropped_queue_full: AtomicU64,
+    /// QoS 1/2 messages that waited on disk because a session's queue was full.
+    pub spilled: AtomicU64,
 }
 
 #[derive(Default)]
@@ -96,6 +145,8 @@ pub struct Router {
     pub stats: RouterStats,
     /// The next id for a message held by a persistent session.
     next_store_id: AtomicU64,
+    /// Stored copies a persistent session may hold; newer ones are dropped.
+    stored_messages_max: usize,
 }
 
 /// What `connect` found for a client id.
@@ -107,6 +158,8 @@ pub struct Attached {
     pub previous: Option<mpsc::Sender<ToConnection>>,
     /// A persistent session existed for this id (so the store may hold it).
     pub had_persistent: bool,
+    /// True while messages of the session wait on disk ([`Router::spill_window`]).
+    pub spilling: Arc<AtomicBool>,
 }
 
 /// The outcome of routing one message.
@@ -121,16 +174,19 @@ pub struct Routed<F> {
 
 impl Default for Router {
     fn default() -> Self {
-        Self::new()
+        Self::new(usize::MAX)
     }
 }
 
 impl Router {
-    pub fn new() -> Self {
+    /// A router whose persistent sessions hold at most `stored_messages_max`
+    /// unacknowledged QoS 1/2 messages each.
+    pub fn new(stored_messages_max: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             stats: RouterStats::default(),
             next_store_id: AtomicU64::new(1),
+            stored_messages_max,
         }
     }
 
@@ -162,14 +218,7 @@ impl Router {
         let session = st
             .sessions
             .entry(client_id.to_owned())
-            .or_insert_with(|| Session {
-                mailbox: None,
-                connection,
-                subscriptions: BTreeMap::new(),
-                expiry_s,
-                offline: None,
-                offline_since: None,
-            });
+            .or_insert_with(|| Session::new(connection, expiry_s));
         session.mailbox = Some(mailbox);
         session.connection = connection;
         session.expiry_s = expiry_s;
@@ -181,6 +230,7 @@ impl Router {
             session: state,
             previous,
             had_persistent,
+            spilling: session.spilling.clone(),
         }
     }
 
@@ -377,7 +427,7 @@ impl Router {
         qos: QoS,
         retain: bool,
         publisher: Option<&str>,
-        before_send: impl FnOnce(&[(String, u64, Vec<u8>)], &[(String, u64)]) -> F,
+        before_send: impl FnOnce(&[(String, u64, Vec<u8>)]) -> F,
     ) -> Routed<F> {
         let now = Instant::now();
         self.stats.messages_routed.fetch_add(1, Relaxed);
@@ -442,7 +492,6 @@ impl Router {
         let subscribers = targets.len();
         let now_ms = crate::stream::now_ms();
         let mut held = Vec::new();
-        let mut dropped = Vec::new();
         let mut sends = Vec::with_capacity(targets.len());
         for (client, opts, ids) in targets {
             let Some(mut delivery) = shape(message, qos, retain, &opts, ids, now) else {
@@ -452,6 +501,11 @@ impl Router {
                 continue;
             };
             if session.expiry_s > 0 && delivery.qos != QoS::AtMostOnce {
+                if session.stored >= self.stored_messages_max {
+                    // A full session drops the newest: what it holds keeps its order.
+                    self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                    continue;
+                }
                 let id = self.next_store_id.fetch_add(1, Relaxed);
                 delivery.store_id = Some(id);
                 held.push((
@@ -459,36 +513,53 @@ impl Router {
                     id,
                     super::store::encode_delivery(&delivery, now, now_ms),
                 ));
+                session.stored += 1;
+                if session.spill.is_some() {
+                    // Behind messages on disk, this one waits there too.
+                    session.spill(id, false);
+                    self.stats.spilled.fetch_add(1, Relaxed);
+                    self.stats.deliveries.fetch_add(1, Relaxed);
+                    continue;
+                }
             }
             self.stats.deliveries.fetch_add(1, Relaxed);
             if let Some(tx) = &session.mailbox {
-                sends.push((tx.clone(), delivery));
+                sends.push((client, tx.clone(), delivery));
                 continue;
             }
-            match &mut session.offline {
-                Some(state) if delivery.qos != QoS::AtMostOnce => {
-                    if state.pending.len() >= OFFLINE_QUEUE_MESSAGES_MAX
-                        && let Some(old) = state.pending.pop_front()
-                    {
-                        self.stats.dropped_queue_full.fetch_add(1, Relaxed);
-                        if let Some(id) = old.store_id {
-                            dropped.push((client.clone(), id));
-                        }
-                    }
+            if delivery.qos == QoS::AtMostOnce {
+                continue; // QoS 0 is not kept for an offline session
+            }
+            match (&mut session.offline, delivery.store_id) {
+                (Some(state), _) if state.pending.len() < OFFLINE_QUEUE_MESSAGES_MAX => {
                     state.pending.push_back(delivery);
+                }
+                (Some(_), Some(id)) => {
+                    session.spill(id, false);
+                    self.stats.spilled.fetch_add(1, Relaxed);
                 }
                 _ => {}
             }
         }
         // Stored copies are queued for the store before any subscriber can
         // see (and acknowledge, and so delete) them.
-        let stored = before_send(&held, &dropped);
-        for (tx, delivery) in sends {
+        let stored = before_send(&held);
+        for (client, tx, delivery) in sends {
+            let store_id = delivery.store_id;
             if tx
                 .try_send(ToConnection::Deliver(Box::new(delivery)))
                 .is_err()
             {
-                self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                // A stored copy waits on disk for room; anything else is lost.
+                match (store_id, st.sessions.get_mut(&client)) {
+                    (Some(id), Some(session)) => {
+                        session.spill(id, false);
+                        self.stats.spilled.fetch_add(1, Relaxed);
+                    }
+                    _ => {
+                        self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                    }
+                }
             }
         }
         Routed {
@@ -547,22 +618,68 @@ impl Router {
         if let Some(max) = held.iter().filter_map(|d| d.store_id).max() {
             self.next_store_id.fetch_max(max + 1, Relaxed);
         }
+        let mut session = Session::new(0, record.expiry_s);
+        session.subscriptions = subscriptions;
+        session.offline_since = Instant::now()
+            .checked_sub(offline_for)
+            .or_else(|| Some(Instant::now()));
+        session.stored = held.len();
         let mut state = SessionState::default();
-        state.pending.extend(held);
+        let mut held = held.into_iter();
+        state
+            .pending
+            .extend(held.by_ref().take(OFFLINE_QUEUE_MESSAGES_MAX));
+        // The rest stay on disk until the client makes room.
+        for id in held.filter_map(|d| d.store_id) {
+            session.spill(id, true);
+        }
         state.incoming_qos2.extend(qos2_received);
-        st.sessions.insert(
-            client_id.to_owned(),
-            Session {
-                mailbox: None,
-                connection: 0,
-                subscriptions,
-                expiry_s: record.expiry_s,
-                offline: Some(state),
-                offline_since: Instant::now()
-                    .checked_sub(offline_for)
-                    .or_else(|| Some(Instant::now())),
-            },
-        );
+        session.offline = Some(state);
+        st.sessions.insert(client_id.to_owned(), session);
+    }
+
+    /// The connection of `client_id` could not queue stored message `id`
+    /// (its queue was full): it and every later one wait on disk.
+    pub fn spill_from(&self, client_id: &str, id: u64) {
+        if let Some(s) = self.lock().sessions.get_mut(client_id) {
+            s.spill(id, false);
+            self.stats.spilled.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The messages of `client_id` waiting on disk, if any.
+    pub fn spill_window(&self, client_id: &str) -> Option<Spill> {
+        self.lock().sessions.get(client_id).and_then(|s| s.spill)
+    }
+
+    /// The connection has read back the spilled messages before store id
+    /// `next`; returns `true` when none is left on disk, so new messages go
+    /// to the connection again (decided under the lock routing takes, so
+    /// none falls between).
+    pub fn unspill(&self, client_id: &str, next: u64) -> bool {
+        let mut st = self.lock();
+        let Some(s) = st.sessions.get_mut(client_id) else {
+            return true;
+        };
+        match &mut s.spill {
+            Some(sp) if next <= sp.last => {
+                sp.from = sp.from.max(next);
+                false
+            }
+            _ => {
+                s.spill = None;
+                s.spilling.store(false, Relaxed);
+                true
+            }
+        }
+    }
+
+    /// A stored copy of `client_id` was deleted (acknowledged, expired or
+    /// refused by the client).
+    pub fn forgotten(&self, client_id: &str) {
+        if let Some(s) = self.lock().sessions.get_mut(client_id) {
+            s.stored = s.stored.saturating_sub(1);
+        }
     }
 
     /// Asks every connected client to stop (node shutdown).

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -36,6 +36,10 @@ const READ_IDLE_BYTES: usize = 512;
 const MAILBOX_BATCH_MAX: usize = 256;
 /// How long a takeover waits for the old connection to hand its session over.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+/// Spilled messages read back from disk at a time, at most.
+const REFILL_BATCH_MAX: usize = 1024;
+/// How soon a refill that found its messages not yet durable tries again.
+const REFILL_RETRY: Duration = Duration::from_millis(10);
 
 type AckFuture = Pin<Box<dyn Future<Output = ReasonCode> + Send>>;
 
@@ -84,6 +88,14 @@ pub struct Task<S> {
     taken_over: bool,
     /// Whether the last read filled its room (then the next gets more).
     busy_reads: bool,
+    /// The router's flag: messages of this session wait on disk.
+    spilling: Arc<AtomicBool>,
+    /// The first store id this connection could not queue: it and every
+    /// later stored message arriving by the mailbox are on disk already, and
+    /// come back from there in order.
+    spilled_from: Option<u64>,
+    /// When to look for spilled messages again, if they were not durable yet.
+    refill_at: Option<Instant>,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -117,11 +129,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             identity: None,
             taken_over: false,
             busy_reads: false,
+            spilling: Arc::default(),
+            spilled_from: None,
+            refill_at: None,
         }
     }
 
     pub async fn run(mut self) {
         loop {
+            self.refill();
             self.handle_events().await;
             if self.flush().await.is_err() {
                 self.conn.handle_transport_closed();
@@ -130,7 +146,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             if self.conn.is_closed() {
                 break;
             }
-            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = [self.conn.poll_timeout(), self.refill_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(tokio::time::Instant::from_std);
             let wake = {
                 // Read room adapts: a connection whose last read filled its
                 // room gets a big one, a quiet one keeps a small one, so
@@ -201,12 +221,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
     fn command(&mut self, cmd: ToConnection) {
         match cmd {
             ToConnection::Deliver(d) => {
+                let store_id = d.store_id;
+                if store_id.is_some_and(|id| self.spilled_from.is_some_and(|from| id >= from)) {
+                    return; // behind messages on disk: it comes back from there
+                }
                 if self.conn.deliver(*d).is_err() {
-                    self.node
-                        .router
-                        .stats
-                        .dropped_queue_full
-                        .fetch_add(1, Relaxed);
+                    match (store_id, &self.identity) {
+                        // A stored copy waits on disk for room.
+                        (Some(id), Some(identity)) => {
+                            self.node.router.spill_from(&identity.client_id, id);
+                            self.spilled_from = Some(self.spilled_from.map_or(id, |f| f.min(id)));
+                        }
+                        _ => {
+                            self.node
+                                .router
+                                .stats
+                                .dropped_queue_full
+                                .fetch_add(1, Relaxed);
+                        }
+                    }
                 }
             }
             ToConnection::TakeOver(reply) => {
@@ -215,6 +248,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 let _ = reply.send(self.conn.take_session());
             }
             ToConnection::Shutdown => self.conn.disconnect(ReasonCode::SERVER_SHUTTING_DOWN),
+        }
+    }
+
+    /// Reads spilled messages back from disk once the session's queue has
+    /// drained to half its bound, in store order, behind what it holds.
+    fn refill(&mut self) {
+        if !self.spilling.load(Relaxed) || !self.conn.is_open() {
+            return;
+        }
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let bound = self.node.options.mqtt.session_queue_messages_max;
+        let room = bound.saturating_sub(self.conn.pending());
+        if room < bound.div_ceil(2) {
+            return;
+        }
+        let client = identity.client_id.clone();
+        self.refill_at = None;
+        let Some(spill) = self.node.router.spill_window(&client) else {
+            self.spilled_from = None;
+            return;
+        };
+        let want = room.min(REFILL_BATCH_MAX);
+        let rows = match self
+            .node
+            .meta
+            .mqtt_queue_range(&client, spill.from, spill.last, want)
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read spilled MQTT messages");
+                self.refill_at = Some(Instant::now() + REFILL_RETRY);
+                return;
+            }
+        };
+        let (now, now_ms) = (Instant::now(), crate::stream::now_ms());
+        let found = rows.len();
+        let mut next = spill.from;
+        for (seq, value) in rows {
+            next = seq + 1;
+            match super::store::decode_delivery(&value, seq, now, now_ms) {
+                Some(mut d) => {
+                    d.maybe_sent = spill.maybe_sent;
+                    if self.conn.deliver(d).is_err() {
+                        // Not open any more: it stays on disk for the next connection.
+                        next = seq;
+                        break;
+                    }
+                }
+                None => tracing::error!(client, seq, "unreadable held MQTT message; skipped"),
+            }
+        }
+        if self.node.router.unspill(&client, next) {
+            self.spilled_from = None;
+        } else if found < want {
+            // The rest is queued for the store but not durable yet.
+            self.refill_at = Some(Instant::now() + REFILL_RETRY);
         }
     }
 
@@ -310,6 +401,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             self.node
                 .router
                 .connect(&client_id, c.clean_start, expiry_s, self.mailbox_tx.clone());
+        self.spilling = attached.spilling.clone();
+        self.spilled_from = None;
         if let Some(previous) = attached.previous.take() {
             let (tx, rx) = oneshot::channel();
             // Both steps are bounded: an old connection stuck on a full socket
@@ -592,6 +685,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             return;
         };
         let (meta, client) = (self.node.meta.clone(), identity.client_id.clone());
+        self.node.router.forgotten(&client);
         tokio::spawn(async move {
             if let Err(e) = meta
                 .apply(vec![MetaWrite::DeleteQueued { client, seq }])
