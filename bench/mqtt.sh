@@ -3,11 +3,15 @@
 # interleaved A B A B, broker pinned to core 1 and the load generator to
 # core 0 (../shared/BENCHMARKING.md). Rows: QoS 0 and 1, 64 B and 1 KiB,
 # 1→1, 4→4 and 1→16. Both brokers get queues large enough that neither drops
-# a message, so every row is a no-loss row or a failed one. Then memory per
-# idle connection with 10,000 connections. Prints JSON lines and a summary.
+# a message, so every row is a no-loss row or a failed one. Then open-loop
+# latency at fixed rates, and memory per idle connection with 10,000
+# connections. Prints JSON lines and a summary. SECTIONS="openloop" (or
+# "throughput", "idle") runs only those parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
+# Which parts run: closed-loop throughput, open-loop latency, idle memory.
+SECTIONS=${SECTIONS:-throughput openloop idle}
 command -v mosquitto >/dev/null || { echo "needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
 cargo build --release -p sluice -p sluice-loadgen -j2 >&2
 BIN=$PWD/target/release/sluice
@@ -52,19 +56,22 @@ start_mosquitto() {
 }
 stop() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
 
-run_row() { # broker qos payload pubs subs count rep
+run_row() { # broker qos payload pubs subs count rep [extra loadgen args…]
   local broker=$1 qos=$2 payload=$3 pubs=$4 subs=$5 count=$6 rep=$7
+  shift 7
   "start_$broker"
   local t0; t0=$(cpu_ticks "$PID")
   local result
   result=$(taskset -c 0 "$GEN" mqtt --addr "$ADDR" --qos "$qos" --payload-bytes "$payload" \
-    --publishers "$pubs" --subscribers "$subs" --count "$count" --time-limit-s 60 || true)
+    --publishers "$pubs" --subscribers "$subs" --count "$count" --time-limit-s 60 "$@" || true)
   local t1; t1=$(cpu_ticks "$PID")
   stop
   echo "$result" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d.update(broker='$broker', rep=$rep, shape='${pubs}x${subs}', broker_cpu_s=($t1-$t0)/100); print(json.dumps(d))" >>"$out"
 }
 
-for rep in $(seq 1 "$REPS"); do
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+has throughput && for rep in $(seq 1 "$REPS"); do
   for qos in 0 1; do
     for payload in 64 1024; do
       for shape in "1 1 50000" "4 4 20000" "1 16 10000"; do
@@ -76,8 +83,22 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
+# Open-loop latency: publishers send on a fixed schedule (5 s per run) and
+# latency counts from when each message was due. Rates are in messages per
+# second per publisher: 5,000/s and 20,000/s through 1→1, 4 × 1,250/s through 4→4.
+has openloop && for rep in $(seq 1 "$REPS"); do
+  for qos in 0 1; do
+    for shape in "1 1 5000" "1 1 20000" "4 4 1250"; do
+      set -- $shape
+      for broker in sluice mosquitto; do
+        run_row "$broker" "$qos" 64 "$1" "$2" $(( $3 * 5 )) "$rep" --rate-per-s "$3"
+      done
+    done
+  done
+done
+
 # Memory per idle connection.
-for broker in sluice mosquitto; do
+has idle && for broker in sluice mosquitto; do
   "start_$broker"
   before=$(rss_kib "$PID")
   : >"$WORK/idle.json"
@@ -95,10 +116,11 @@ cat "$out"
 python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-runs = [r for r in rows if r.get("mode") == "mqtt"]
+runs = [r for r in rows if r.get("mode") == "mqtt" and not r.get("rate_per_s")]
 keys = sorted({(r["qos"], r["payload_bytes"], r["shape"]) for r in runs})
-print("| QoS | payload | shape | Sluice msg/s | Mosquitto msg/s | ratio (median, min–max) | Sluice p50/p99 ms | Mosquitto p50/p99 ms | lost S/M |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+if keys:
+  print("| QoS | payload | shape | Sluice msg/s | Mosquitto msg/s | ratio (median, min–max) | Sluice p50/p99 ms | Mosquitto p50/p99 ms | lost S/M |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for k in keys:
     by = {}
     for r in runs:
@@ -111,6 +133,22 @@ for k in keys:
     print(f"| {k[0]} | {k[1]} B | {k[2].replace('x', '→')} | {med('sluice','delivered_msgs_per_s'):,.0f} | {med('mosquitto','delivered_msgs_per_s'):,.0f} | "
           f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | {med('sluice','p50_ms'):.1f}/{med('sluice','p99_ms'):.1f} | "
           f"{med('mosquitto','p50_ms'):.1f}/{med('mosquitto','p99_ms'):.1f} | {lost('sluice')}/{lost('mosquitto')} |")
+open_loop = [r for r in rows if r.get("mode") == "mqtt" and r.get("rate_per_s")]
+if open_loop:
+    print()
+    print("| QoS | shape | rate msg/s (per publisher) | Sluice p50/p99/max ms | Mosquitto p50/p99/max ms | p99 ratio S/M (median) | broker CPU s S/M | lost S/M |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for k in sorted({(r["qos"], r["shape"], r["rate_per_s"]) for r in open_loop}):
+        by = {}
+        for r in open_loop:
+            if (r["qos"], r["shape"], r["rate_per_s"]) == k:
+                by.setdefault(r["rep"], {})[r["broker"]] = r
+        pairs = [v for v in by.values() if "sluice" in v and "mosquitto" in v]
+        med = lambda b, f: statistics.median(p[b][f] for p in pairs)
+        ratio = statistics.median(p["sluice"]["p99_ms"] / max(p["mosquitto"]["p99_ms"], 1e-3) for p in pairs)
+        lost = lambda b: sum(p[b]["lost"] for p in pairs)
+        print(f"| {k[0]} | {k[1].replace('x', '→')} | {k[2]:,} | {med('sluice','p50_ms'):.2f}/{med('sluice','p99_ms'):.2f}/{med('sluice','max_ms'):.1f} | "
+              f"{med('mosquitto','p50_ms'):.2f}/{med('mosquitto','p99_ms'):.2f}/{med('mosquitto','max_ms'):.1f} | {ratio:.2f} | {med('sluice','broker_cpu_s'):.2f}/{med('mosquitto','broker_cpu_s'):.2f} | {lost('sluice')}/{lost('mosquitto')} |")
 for r in rows:
     if r.get("mode") == "idle":
         print(f"idle: {r['broker']}: {r['kib_per_connection']:.2f} KiB per connection ({r['connections']} connections, RSS {r['rss_before_kib']} → {r['rss_during_kib']} KiB)")

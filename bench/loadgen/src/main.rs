@@ -66,9 +66,14 @@ enum Mode {
         /// Messages per publisher.
         #[arg(long, default_value_t = 100_000)]
         count: u64,
-        /// QoS 1 publishes in flight per publisher.
+        /// QoS 1 publishes in flight per publisher (closed loop).
         #[arg(long, default_value_t = 64)]
         inflight: usize,
+        /// Open loop: each publisher sends this many messages per second on
+        /// a fixed schedule, whatever the broker does, and latency counts
+        /// from when each message was due (no coordinated omission).
+        #[arg(long)]
+        rate_per_s: Option<u64>,
         #[arg(long, default_value_t = 60)]
         time_limit_s: u64,
     },
@@ -124,6 +129,7 @@ fn main() -> anyhow::Result<()> {
             subscribers,
             count,
             inflight,
+            rate_per_s,
             time_limit_s,
         } => {
             let load = mqtt::Load {
@@ -134,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 subscribers,
                 count,
                 inflight: inflight.max(1),
+                rate_per_s: rate_per_s.map(|r| r.max(1)),
                 time_limit: Duration::from_secs(time_limit_s),
             };
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -30,8 +30,10 @@ pub struct Load {
     pub subscribers: usize,
     /// Messages per publisher.
     pub count: u64,
-    /// QoS 1 publishes in flight per publisher.
+    /// QoS 1 publishes in flight per publisher (closed loop).
     pub inflight: usize,
+    /// Open loop: messages per second per publisher, sent on schedule.
+    pub rate_per_s: Option<u64>,
     pub time_limit: Duration,
 }
 
@@ -131,14 +133,13 @@ pub async fn run(load: Load) -> anyhow::Result<serde_json::Value> {
     let mut pubs = Vec::new();
     for i in 0..load.publishers {
         let c = Conn::open(load.addr, &format!("lg-pub-{i}")).await?;
-        pubs.push(tokio::spawn(publisher(
-            c,
-            i as u64,
-            load.clone(),
-            deadline,
-            epoch,
-            published.clone(),
-        )));
+        let (id, load, published) = (i as u64, load.clone(), published.clone());
+        pubs.push(match load.rate_per_s {
+            Some(rate) => tokio::spawn(scheduled_publisher(
+                c, id, load, rate, deadline, epoch, published,
+            )),
+            None => tokio::spawn(publisher(c, id, load, deadline, epoch, published)),
+        });
     }
     for p in pubs {
         p.await??;
@@ -165,6 +166,7 @@ pub async fn run(load: Load) -> anyhow::Result<serde_json::Value> {
     let sent = published.load(Relaxed);
     Ok(serde_json::json!({
         "mode": "mqtt",
+        "rate_per_s": load.rate_per_s,
         "qos": load.qos as u8,
         "payload_bytes": load.payload_bytes,
         "publishers": load.publishers,
@@ -257,6 +259,94 @@ async fn publisher(
     published.fetch_add(seq, Relaxed);
     c.send(&Packet::Disconnect(Default::default())).await?;
     Ok(())
+}
+
+/// The open-loop publisher: message `seq` is due at `start + seq / rate`
+/// and carries that time, so a broker that stalls is charged for every
+/// message that waited behind the stall, not just the first. Messages
+/// already due go out in one write; acknowledgements are read on the side.
+async fn scheduled_publisher(
+    c: Conn,
+    id: u64,
+    load: Load,
+    rate: u64,
+    deadline: Instant,
+    epoch: Instant,
+    published: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let Conn { rd, mut wr, inbox } = c;
+    let acked = Arc::new(AtomicU64::new(0));
+    let reader = tokio::spawn(count_acks(rd, inbox, acked.clone()));
+    let mut payload = vec![0u8; load.payload_bytes.max(STAMP_BYTES)];
+    let topic = format!("bench/p{id}");
+    let interval = Duration::from_secs(1).as_nanos() as u64 / rate;
+    let start = Instant::now();
+    let due = |seq: u64| start + Duration::from_nanos(seq * interval);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut next_id: u16 = 0;
+    let mut seq = 0u64;
+    while seq < load.count && due(seq) < deadline {
+        tokio::time::sleep_until(due(seq).into()).await;
+        let now = Instant::now();
+        while seq < load.count && due(seq) <= now && out.len() < 64 * 1024 {
+            let sent_us = due(seq).duration_since(epoch).as_micros() as u64;
+            payload[0..8].copy_from_slice(&id.to_le_bytes());
+            payload[8..16].copy_from_slice(&seq.to_le_bytes());
+            payload[16..24].copy_from_slice(&sent_us.to_le_bytes());
+            let packet_id = (load.qos != QoS::AtMostOnce).then(|| {
+                next_id = next_id.wrapping_add(1).max(1);
+                PacketId::new(next_id).expect("non-zero")
+            });
+            let p = Packet::Publish(Publish {
+                dup: false,
+                qos: load.qos,
+                retain: false,
+                topic: topic.clone(),
+                packet_id,
+                payload: Bytes::copy_from_slice(&payload),
+                properties: Default::default(),
+            });
+            encode(&p, Version::V3_1_1, sluice_mqtt::PACKET_BYTES_MAX, &mut out)?;
+            seq += 1;
+        }
+        wr.write_all(&out).await?;
+        out.clear();
+    }
+    if load.qos != QoS::AtMostOnce {
+        while acked.load(Relaxed) < seq && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    reader.abort();
+    published.fetch_add(seq, Relaxed);
+    let mut bye = BytesMut::new();
+    encode(
+        &Packet::Disconnect(Default::default()),
+        Version::V3_1_1,
+        sluice_mqtt::PACKET_BYTES_MAX,
+        &mut bye,
+    )?;
+    wr.write_all(&bye).await?;
+    Ok(())
+}
+
+/// Counts PUBACKs on a publisher's read half until the socket closes.
+async fn count_acks(mut rd: OwnedReadHalf, mut inbox: BytesMut, acked: Arc<AtomicU64>) {
+    loop {
+        loop {
+            match decode(&mut inbox, Version::V3_1_1, sluice_mqtt::PACKET_BYTES_MAX) {
+                Ok(Some(Packet::PubAck(_))) => {
+                    acked.fetch_add(1, Relaxed);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        if !matches!(rd.read_buf(&mut inbox).await, Ok(n) if n > 0) {
+            return;
+        }
+    }
 }
 
 async fn subscriber(

@@ -235,11 +235,7 @@ impl Authenticator {
             }
             (None, _) => Err(Refusal::NotAuthorized),
             (Some(name), Some(pw)) => {
-                let user = users.get(name).ok_or(Refusal::BadCredentials)?;
-                let hash = PasswordHash::new(&user.hash).map_err(|_| Refusal::BadCredentials)?;
-                Argon2::default()
-                    .verify_password(pw, &hash)
-                    .map_err(|_| Refusal::BadCredentials)?;
+                let user = verify(users, name, pw).ok_or(Refusal::BadCredentials)?;
                 Ok(principal(Some(name), Some(user.acl.clone())))
             }
             (Some(_), None) => Err(Refusal::BadCredentials),
@@ -260,17 +256,21 @@ impl Authenticator {
         let (Some(name), Some(pw)) = (username, password) else {
             return Err(AdminRefusal::BadCredentials);
         };
-        let user = users.get(name).ok_or(AdminRefusal::BadCredentials)?;
-        let hash = PasswordHash::new(&user.hash).map_err(|_| AdminRefusal::BadCredentials)?;
-        Argon2::default()
-            .verify_password(pw, &hash)
-            .map_err(|_| AdminRefusal::BadCredentials)?;
+        let user = verify(users, name, pw).ok_or(AdminRefusal::BadCredentials)?;
         if user.admin {
             Ok(name.to_owned())
         } else {
             Err(AdminRefusal::NotAdmin)
         }
     }
+}
+
+/// The user `name` if `password` is theirs (Argon2, blocking).
+fn verify<'a>(users: &'a HashMap<String, User>, name: &str, password: &[u8]) -> Option<&'a User> {
+    let user = users.get(name)?;
+    let hash = PasswordHash::new(&user.hash).ok()?;
+    Argon2::default().verify_password(password, &hash).ok()?;
+    Some(user)
 }
 
 /// Hashes a password for the users file (Argon2id, random salt).

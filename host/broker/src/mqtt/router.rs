@@ -638,10 +638,13 @@ impl Router {
         st.sessions.insert(client_id.to_owned(), session);
     }
 
-    /// The connection of `client_id` could not queue stored message `id`
-    /// (its queue was full): it and every later one wait on disk.
-    pub fn spill_from(&self, client_id: &str, id: u64) {
-        if let Some(s) = self.lock().sessions.get_mut(client_id) {
+    /// Connection `connection` of `client_id` could not queue stored
+    /// message `id` (its queue was full): it and every later one wait on
+    /// disk. A replaced connection's word is ignored: its session is gone.
+    pub fn spill_from(&self, client_id: &str, connection: u64, id: u64) {
+        if let Some(s) = self.lock().sessions.get_mut(client_id)
+            && s.connection == connection
+        {
             s.spill(id, false);
             self.stats.spilled.fetch_add(1, Relaxed);
         }

@@ -40,6 +40,10 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 const REFILL_BATCH_MAX: usize = 1024;
 /// How soon a refill that found its messages not yet durable tries again.
 const REFILL_RETRY: Duration = Duration::from_millis(10);
+/// How long spilled messages may stay missing from the store before they
+/// are taken as never written (their publisher was refused): far longer
+/// than a write takes, so only a failed write gets here.
+const REFILL_GIVE_UP: Duration = Duration::from_secs(5);
 
 type AckFuture = Pin<Box<dyn Future<Output = ReasonCode> + Send>>;
 
@@ -96,6 +100,8 @@ pub struct Task<S> {
     spilled_from: Option<u64>,
     /// When to look for spilled messages again, if they were not durable yet.
     refill_at: Option<Instant>,
+    /// Since when a refill has found nothing of a spill it knows of.
+    refill_stalled_since: Option<Instant>,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -132,6 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             spilling: Arc::default(),
             spilled_from: None,
             refill_at: None,
+            refill_stalled_since: None,
         }
     }
 
@@ -229,7 +236,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                     match (store_id, &self.identity) {
                         // A stored copy waits on disk for room.
                         (Some(id), Some(identity)) => {
-                            self.node.router.spill_from(&identity.client_id, id);
+                            self.node.router.spill_from(
+                                &identity.client_id,
+                                identity.connection,
+                                id,
+                            );
                             self.spilled_from = Some(self.spilled_from.map_or(id, |f| f.min(id)));
                         }
                         _ => {
@@ -301,11 +312,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 None => tracing::error!(client, seq, "unreadable held MQTT message; skipped"),
             }
         }
+        if found > 0 {
+            self.refill_stalled_since = None;
+        }
         if self.node.router.unspill(&client, next) {
             self.spilled_from = None;
+            self.refill_stalled_since = None;
         } else if found < want {
-            // The rest is queued for the store but not durable yet.
-            self.refill_at = Some(Instant::now() + REFILL_RETRY);
+            // The rest is queued for the store but not durable yet, or was
+            // never written (its write failed and its publisher was told).
+            let since = *self.refill_stalled_since.get_or_insert(now);
+            if found == 0 && now.duration_since(since) >= REFILL_GIVE_UP {
+                tracing::error!(
+                    client,
+                    from = spill.from,
+                    last = spill.last,
+                    "spilled MQTT messages missing from the store; skipped"
+                );
+                self.node.router.unspill(&client, spill.last + 1);
+                self.spilled_from = None;
+                self.refill_stalled_since = None;
+            } else {
+                self.refill_at = Some(Instant::now() + REFILL_RETRY);
+            }
         }
     }
 
