@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 # Which parts run: closed-loop throughput, open-loop latency, idle memory.
-SECTIONS=${SECTIONS:-throughput openloop idle}
+SECTIONS=${SECTIONS:-throughput openloop idle stall}
 command -v mosquitto >/dev/null || { echo "needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
 cargo build --release -p sluice -p sluice-loadgen -j2 >&2
 BIN=$PWD/target/release/sluice
@@ -43,7 +43,7 @@ rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 start_sluice() {
   rm -rf "$WORK/data"
-  taskset -c 1 "$BIN" serve --config "$WORK/sluice.toml" --data-dir "$WORK/data" --http-listen 127.0.0.1:0 2>/dev/null &
+  taskset -c 1 "$BIN" serve --config "${SLUICE_CONFIG:-$WORK/sluice.toml}" --data-dir "$WORK/data" --http-listen 127.0.0.1:0 2>/dev/null &
   PID=$!
   for _ in $(seq 200); do [ -f "$WORK/data/ports.json" ] && break; sleep 0.05; done
   ADDR=$(python3 -c "import json;print(json.load(open('$WORK/data/ports.json'))['mqtt'])")
@@ -112,6 +112,46 @@ has idle && for broker in sluice mosquitto; do
   echo "{\"mode\":\"idle\",\"broker\":\"$broker\",\"connections\":10000,\"rss_before_kib\":$before,\"rss_during_kib\":$during,\"kib_per_connection\":$(( (during - before) * 1000 / 10000 ))e-3}" >>"$out"
 done
 
+# A persistent QoS 1 subscriber that stops reading while 200,000 messages
+# arrive for it: with the default queue bound (10,000) the rest waits on
+# disk, so the node's memory should stay flat. RSS before and after, and
+# the size of the metadata store that holds the messages.
+STALL_MESSAGES=${STALL_MESSAGES:-200000}
+if has stall; then
+  cat >"$WORK/sluice-stall.toml" <<TOML
+[mqtt]
+listen = "127.0.0.1:0"
+sys_interval = "0ms"
+TOML
+  SLUICE_CONFIG="$WORK/sluice-stall.toml" start_sluice
+  python3 - "$ADDR" >"$WORK/stalled.log" 2>&1 <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+cid = b"stalled"
+# CONNECT v5: no clean start, keep-alive off, session expiry 600 s.
+var = b"\x00\x04MQTT\x05\x00\x00\x00" + b"\x05\x11\x00\x00\x02\x58"
+body = var + len(cid).to_bytes(2, "big") + cid
+s.sendall(bytes([0x10, len(body)]) + body)
+topic = b"bench/#"
+sub = b"\x00\x01\x00" + len(topic).to_bytes(2, "big") + topic + b"\x01"
+s.sendall(bytes([0x82, len(sub)]) + sub)
+print("subscribed", flush=True)
+time.sleep(120)  # never reads: the broker must hold what it cannot send
+PY
+  stalled=$!
+  sleep 1
+  before=$(rss_kib "$PID")
+  taskset -c 0 "$GEN" mqtt --addr "$ADDR" --qos 1 --payload-bytes 64 --publishers 1 \
+    --subscribers 0 --count "$STALL_MESSAGES" --time-limit-s 100 >"$WORK/stall.json" || true
+  sleep 1
+  during=$(rss_kib "$PID")
+  meta=$(du -k "$WORK/data/meta.redb" | cut -f1)
+  kill "$stalled" 2>/dev/null || true
+  stop
+  echo "{\"mode\":\"stall\",\"broker\":\"sluice\",\"messages\":$STALL_MESSAGES,\"rss_before_kib\":$before,\"rss_after_kib\":$during,\"meta_kib\":$meta,\"publisher\":$(cat "$WORK/stall.json")}" >>"$out"
+fi
+
 cat "$out"
 python3 - "$out" <<'PY'
 import json, statistics, sys
@@ -150,6 +190,9 @@ if open_loop:
         print(f"| {k[0]} | {k[1].replace('x', '→')} | {k[2]:,} | {med('sluice','p50_ms'):.2f}/{med('sluice','p99_ms'):.2f}/{med('sluice','max_ms'):.1f} | "
               f"{med('mosquitto','p50_ms'):.2f}/{med('mosquitto','p99_ms'):.2f}/{med('mosquitto','max_ms'):.1f} | {ratio:.2f} | {med('sluice','broker_cpu_s'):.2f}/{med('mosquitto','broker_cpu_s'):.2f} | {lost('sluice')}/{lost('mosquitto')} |")
 for r in rows:
+    if r.get("mode") == "stall":
+        print(f"stalled subscriber: {r['messages']:,} QoS 1 messages at {r['publisher']['publish_msgs_per_s']:,.0f}/s; "
+              f"RSS {r['rss_before_kib']} → {r['rss_after_kib']} KiB; metadata store {r['meta_kib']} KiB")
     if r.get("mode") == "idle":
         print(f"idle: {r['broker']}: {r['kib_per_connection']:.2f} KiB per connection ({r['connections']} connections, RSS {r['rss_before_kib']} → {r['rss_during_kib']} KiB)")
 PY

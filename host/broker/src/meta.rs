@@ -199,10 +199,15 @@ fn offset_prefix(stream: &str, group: Option<&str>) -> (String, String) {
 }
 
 impl Meta {
-    /// Opens (or creates) `path`. redb locks the file, so a second node on the
-    /// same data directory fails here instead of corrupting it.
-    pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Arc::new(Database::create(path).map_err(db_err)?);
+    /// Opens (or creates) `path`, keeping at most `cache_bytes` of its pages
+    /// in memory. redb locks the file, so a second node on the same data
+    /// directory fails here instead of corrupting it.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, MetaError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(db_err)?;
+        let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(db_err)?;
             txn.open_table(STREAMS).map_err(db_err)?;
@@ -507,7 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
-            let meta = Meta::open(&path).unwrap();
+            let meta = Meta::open(&path, 1 << 20).unwrap();
             meta.apply(vec![
                 MetaWrite::PutStream {
                     key: "default/s".into(),
@@ -543,7 +548,7 @@ mod tests {
         }
         // The writer thread holds the database until its channel closes; give it a moment.
         let meta = loop {
-            match Meta::open(&path) {
+            match Meta::open(&path, 1 << 20) {
                 Ok(m) => break m,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             }

@@ -153,7 +153,11 @@ impl Node {
         if trash.exists() {
             std::fs::remove_dir_all(&trash)?;
         }
-        let meta = Meta::open(&options.data_dir.join("meta.redb")).map_err(|e| {
+        let meta = Meta::open(
+            &options.data_dir.join("meta.redb"),
+            options.limits.meta_cache_bytes_max,
+        )
+        .map_err(|e| {
             anyhow::anyhow!(
                 "{e} ({}; is another node using this data directory?)",
                 options.data_dir.display()

@@ -51,6 +51,8 @@ pub struct Limits {
     pub fetch_wait_ms_max: u64,
     /// Tokens the vault keeps per tenant; `tokenize` is refused beyond.
     pub vault_tokens_max: u64,
+    /// Bytes of the metadata store's pages kept in memory (redb's cache).
+    pub meta_cache_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +65,7 @@ impl Default for Limits {
             fetch_bytes_max: 8 << 20,
             fetch_wait_ms_max: 30_000,
             vault_tokens_max: 10_000_000,
+            meta_cache_bytes_max: 64 << 20,
         }
     }
 }

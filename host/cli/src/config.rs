@@ -200,6 +200,8 @@ pub struct LimitsSection {
     pub fetch_wait_max: Option<Duration>,
     /// Tokens the vault keeps per tenant.
     pub vault_tokens_max: Option<u64>,
+    /// Metadata store pages kept in memory, e.g. `"64MiB"`.
+    pub meta_cache_bytes_max: Option<Bytes>,
 }
 
 /// A byte size written as `"10GiB"` or a plain integer.
@@ -424,6 +426,9 @@ impl ConfigFile {
         }
         if let Some(n) = self.limits.vault_tokens_max {
             o.limits.vault_tokens_max = n;
+        }
+        if let Some(b) = self.limits.meta_cache_bytes_max {
+            o.limits.meta_cache_bytes_max = b.0 as usize;
         }
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;
