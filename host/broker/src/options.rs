@@ -109,6 +109,9 @@ pub struct MqttOptions {
     /// Unacknowledged QoS 1/2 messages a persistent session holds on disk;
     /// newer ones are dropped and counted.
     pub session_stored_messages_max: usize,
+    /// QoS 1/2 messages in flight to one client, at most (the client's
+    /// Receive Maximum can only lower it).
+    pub inflight_messages_max: u16,
     /// How often `$SYS/` statistics are published, in milliseconds (0 = never).
     pub sys_interval_ms: u64,
     /// MQTT over TLS, when configured.
@@ -145,6 +148,7 @@ impl Default for MqttOptions {
             session_expiry_s_max: 7 * 86_400,
             session_queue_messages_max: 10_000,
             session_stored_messages_max: 1_000_000,
+            inflight_messages_max: 1024,
             sys_interval_ms: 10_000,
             tls: None,
             ws_listen: None,

@@ -105,6 +105,8 @@ pub struct MqttSection {
     pub session_queue_messages_max: Option<usize>,
     /// Unacknowledged QoS 1/2 messages a persistent session holds on disk.
     pub session_stored_messages_max: Option<usize>,
+    /// QoS 1/2 messages in flight to one client.
+    pub inflight_messages_max: Option<u16>,
     /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
     pub sys_interval: Option<Duration>,
     /// MQTT over WebSocket (subprotocol `mqtt`), e.g. `"127.0.0.1:8083"`.
@@ -407,6 +409,9 @@ impl ConfigFile {
         }
         if let Some(n) = m.session_stored_messages_max {
             o.mqtt.session_stored_messages_max = n.max(1);
+        }
+        if let Some(n) = m.inflight_messages_max {
+            o.mqtt.inflight_messages_max = n.max(1);
         }
         if let Some(d) = m.sys_interval {
             o.mqtt.sys_interval_ms = d.0;

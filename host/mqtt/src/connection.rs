@@ -47,6 +47,10 @@ pub struct ConnectionConfig {
     pub transmit_bytes_max: usize,
     /// Whether `$share/…` subscriptions are offered (CONNACK property).
     pub shared_subscriptions: bool,
+    /// QoS 1/2 messages sent to the client and not yet acknowledged, at
+    /// most, whatever larger Receive Maximum the client offers: a client
+    /// that stops reading holds this many, not 65,535.
+    pub inflight_messages_max: u16,
 }
 
 impl Default for ConnectionConfig {
@@ -62,6 +66,7 @@ impl Default for ConnectionConfig {
             pending_messages_max: 10_000,
             transmit_bytes_max: 256 * 1024,
             shared_subscriptions: true,
+            inflight_messages_max: 1024,
         }
     }
 }
@@ -373,7 +378,10 @@ impl Connection {
         }
         self.phase = Phase::Open;
         let p = &connect.properties;
-        self.client_receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
+        self.client_receive_maximum = p
+            .receive_maximum
+            .unwrap_or(u16::MAX)
+            .min(self.config.inflight_messages_max.max(1));
         self.client_packet_bytes_max = p
             .maximum_packet_size
             .map_or(crate::PACKET_BYTES_MAX, |m| m as usize);

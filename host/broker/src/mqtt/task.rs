@@ -113,6 +113,7 @@ pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
         session_expiry_s_max: o.session_expiry_s_max,
         pending_messages_max: o.session_queue_messages_max,
         qos0_queue_messages_max: o.session_queue_messages_max,
+        inflight_messages_max: o.inflight_messages_max,
         ..ConnectionConfig::default()
     }
 }

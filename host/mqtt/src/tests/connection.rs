@@ -318,6 +318,34 @@ fn outgoing_qos1_respects_the_clients_receive_window() {
 }
 
 #[test]
+fn the_servers_inflight_cap_bounds_a_client_that_names_no_window() {
+    let config = ConnectionConfig {
+        inflight_messages_max: 3,
+        ..Default::default()
+    };
+    // 3.1.1 has no Receive Maximum: the server's cap is the window.
+    let mut p = Pair::open_with(
+        config.clone(),
+        Version::V3_1_1,
+        ConnectProperties::default(),
+    );
+    for _ in 0..10 {
+        p.conn.deliver(delivery(QoS::AtLeastOnce, "t")).unwrap();
+    }
+    assert_eq!(p.recv().len(), 3);
+    // A smaller window from the client wins.
+    let props = ConnectProperties {
+        receive_maximum: Some(2),
+        ..Default::default()
+    };
+    let mut p = Pair::open_with(config, Version::V5, props);
+    for _ in 0..10 {
+        p.conn.deliver(delivery(QoS::AtLeastOnce, "t")).unwrap();
+    }
+    assert_eq!(p.recv().len(), 2);
+}
+
+#[test]
 fn outgoing_qos2_runs_the_full_handshake() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.conn.deliver(delivery(QoS::ExactlyOnce, "t")).unwrap();
