@@ -358,6 +358,28 @@ impl Connection {
         self.events.pop_front()
     }
 
+    /// Frees the room of empty queues and buffers when nothing is queued,
+    /// so an idle connection holds no capacity it once needed (an event
+    /// queue sized for a CONNECT, a transmit buffer sized for a burst).
+    /// Returns whether it did; call it when the connection goes quiet, not
+    /// on every turn, or busy connections pay for reallocating.
+    pub fn release_idle_buffers(&mut self) -> bool {
+        let s = &self.session;
+        if !(self.events.is_empty()
+            && self.out.is_empty()
+            && self.qos0.is_empty()
+            && s.pending.is_empty()
+            && s.inflight.is_empty())
+        {
+            return false;
+        }
+        self.events = VecDeque::new();
+        self.out = BytesMut::new();
+        self.qos0 = VecDeque::new();
+        self.session.pending = VecDeque::new();
+        true
+    }
+
     /// Moves encoded packets into `out` for the socket, draining queued
     /// messages while the socket's buffer has room. Returns whether anything
     /// was added.

@@ -104,21 +104,35 @@ pub async fn serve(
             _ = stopped.changed() => break,
         };
         let _ = socket.set_nodelay(true);
-        let (node, stats, transport) = (node.clone(), stats.clone(), transport.clone());
-        tokio::spawn(async move {
-            match transport {
-                Transport::Tcp => super::task::Task::new(node, stats, socket).run().await,
-                Transport::Tls(acceptor) => {
+        let (node, stats) = (node.clone(), stats.clone());
+        // One spawn per transport: a single `async` block over all three
+        // would make every plain TCP connection's task as large as a TLS
+        // one's (rustls state included).
+        match &transport {
+            Transport::Tcp => {
+                tokio::spawn(async move {
+                    super::task::Task::new(node, stats, socket).run().await;
+                    drop(permit);
+                });
+            }
+            Transport::Tls(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
                         Ok(Ok(tls)) => super::task::Task::new(node, stats, tls).run().await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                }
-                Transport::WebSocket => serve_websocket(node, stats, socket).await,
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Transport::WebSocket => {
+                tokio::spawn(async move {
+                    serve_websocket(node, stats, socket).await;
+                    drop(permit);
+                });
+            }
+        }
     }
     node.router.shutdown_all();
 }

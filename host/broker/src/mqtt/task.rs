@@ -31,7 +31,7 @@ use crate::options::MqttOptions;
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Read room of a connection whose last read was small.
-const READ_IDLE_BYTES: usize = 512;
+const READ_IDLE_BYTES: usize = 128;
 /// Mailbox commands handled per wake-up before the socket is written.
 const MAILBOX_BATCH_MAX: usize = 256;
 /// How long a takeover waits for the old connection to hand its session over.
@@ -92,6 +92,9 @@ pub struct Task<S> {
     taken_over: bool,
     /// Whether the last read filled its room (then the next gets more).
     busy_reads: bool,
+    /// This turn was a small read and nothing else: if the connection has
+    /// nothing queued after it, its buffers are released.
+    quiet_turn: bool,
     /// The router's flag: messages of this session wait on disk.
     spilling: Arc<AtomicBool>,
     /// The first store id this connection could not queue: it and every
@@ -136,6 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             identity: None,
             taken_over: false,
             busy_reads: false,
+            quiet_turn: false,
             spilling: Arc::default(),
             spilled_from: None,
             refill_at: None,
@@ -153,6 +157,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             if self.conn.is_closed() {
                 break;
+            }
+            if std::mem::take(&mut self.quiet_turn)
+                && self.acks.is_empty()
+                && self.conn.release_idle_buffers()
+            {
+                self.wbuf = BytesMut::new();
             }
             let deadline = [self.conn.poll_timeout(), self.refill_at]
                 .into_iter()
@@ -192,6 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 Wake::Read(Ok(0) | Err(_)) => self.conn.handle_transport_closed(),
                 Wake::Read(Ok(n)) => {
                     self.busy_reads = n >= READ_IDLE_BYTES;
+                    self.quiet_turn = !self.busy_reads;
                     self.stats.bytes_in.fetch_add(n as u64, Relaxed);
                     self.conn.handle_input(Instant::now(), &mut self.rbuf);
                     if self.rbuf.is_empty() {
@@ -356,15 +367,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 // Boxed: it runs once, and inline its state would make every
                 // idle connection's task as large as a CONNECT in progress.
                 Event::Connect(c) => Box::pin(self.on_connect(*c)).await,
-                Event::Publish(p) => self.on_publish(p).await,
+                Event::Publish(p) => self.on_publish(p),
                 Event::Released { packet_id } => self.on_released(packet_id),
+                // Boxed, like CONNECT: rare, and inline its state would be
+                // part of every idle connection's task.
                 Event::Subscribe(s) => {
                     self.on_subscribe(s);
-                    self.persist_session(None).await;
+                    Box::pin(self.persist_session(None)).await;
                 }
                 Event::Unsubscribe(u) => {
                     self.on_unsubscribe(u);
-                    self.persist_session(None).await;
+                    Box::pin(self.persist_session(None)).await;
                 }
                 Event::Delivered {
                     store_id: Some(seq),
@@ -484,7 +497,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         self.conn.handle_input(Instant::now(), &mut self.rbuf);
     }
 
-    async fn on_publish(&mut self, p: InboundPublish) {
+    /// Routes a publish now; what it waits for (durability) goes into `acks`.
+    fn on_publish(&mut self, p: InboundPublish) {
         self.stats.publishes_in.fetch_add(1, Relaxed);
         let Some(topic) = super::topic(&p.topic) else {
             return self.conn.disconnect(ReasonCode::TOPIC_NAME_INVALID);
@@ -881,7 +895,14 @@ mod size_tests {
         options.data_dir = dir.path().to_owned();
         let node = crate::node::Node::open(options).await.unwrap();
         let (a, _b) = tokio::io::duplex(64);
-        let run = super::Task::new(node, Arc::default(), a).run();
+        let task = super::Task::new(node, Arc::default(), a);
+        eprintln!(
+            "connection task: {} bytes, of which Connection {} and Identity {}",
+            std::mem::size_of_val(&task),
+            std::mem::size_of::<sluice_mqtt::Connection>(),
+            std::mem::size_of::<Option<super::Identity>>(),
+        );
+        let run = task.run();
         let bytes = std::mem::size_of_val(&run);
         eprintln!("connection task future: {bytes} bytes");
         assert!(

@@ -346,6 +346,41 @@ fn the_servers_inflight_cap_bounds_a_client_that_names_no_window() {
 }
 
 #[test]
+fn idle_buffers_are_released_only_when_nothing_is_queued() {
+    let props = ConnectProperties {
+        receive_maximum: Some(1),
+        ..Default::default()
+    };
+    let mut p = Pair::open(Version::V5, props);
+    assert!(
+        p.conn.release_idle_buffers(),
+        "nothing queued after CONNACK"
+    );
+    p.conn.deliver(delivery(QoS::AtLeastOnce, "t")).unwrap();
+    p.conn.deliver(delivery(QoS::AtLeastOnce, "t")).unwrap();
+    assert!(
+        !p.conn.release_idle_buffers(),
+        "a message waits: keep its room"
+    );
+    let sent = p.recv();
+    let [Packet::Publish(first)] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert!(!p.conn.release_idle_buffers(), "one in flight, one pending");
+    p.send(Packet::PubAck(PubAck::new(first.packet_id.unwrap())));
+    p.events();
+    let [Packet::Publish(second)] = &p.recv()[..] else {
+        panic!()
+    };
+    p.send(Packet::PubAck(PubAck::new(second.packet_id.unwrap())));
+    p.events();
+    assert!(p.conn.release_idle_buffers());
+    // Still a working connection afterwards.
+    p.conn.deliver(delivery(QoS::AtMostOnce, "t")).unwrap();
+    assert_eq!(p.recv().len(), 1);
+}
+
+#[test]
 fn outgoing_qos2_runs_the_full_handshake() {
     let mut p = Pair::open(Version::V5, ConnectProperties::default());
     p.conn.deliver(delivery(QoS::ExactlyOnce, "t")).unwrap();
