@@ -648,6 +648,47 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
 }
 
 #[test]
+fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
+    let node = TestNode::start_with_config(Some("[mqtt]\nsession_queue_messages_max = 10\n"));
+    let mut connect = connect_packet(Version::V5, "handover");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    connect.properties.receive_maximum = Some(5);
+    let (mut old, _) = Client::connect(node.mqtt, connect.clone());
+    old.subscribe("ho/#", QoS::AtLeastOnce);
+    let mut publ = Client::simple(node.mqtt, Version::V5, "pusher");
+    for i in 0..120 {
+        let r = publ.publish(
+            &format!("ho/{i}"),
+            format!("m{i}").as_bytes(),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
+    }
+    // A second connection with the same id takes the session while most
+    // of it waits on disk; the first never acknowledged anything.
+    let (mut new, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present);
+    let mut got = Vec::new();
+    while got.len() < 120 {
+        match new.recv_within(Duration::from_secs(10)) {
+            Some(Packet::Publish(p)) => {
+                new.ack(&p);
+                let m = String::from_utf8(p.payload.to_vec()).unwrap();
+                if got.last() != Some(&m) && !got.contains(&m) {
+                    got.push(m);
+                }
+            }
+            other => panic!("after {} messages: {other:?}", got.len()),
+        }
+    }
+    let want: Vec<String> = (0..120).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want, "each message, in order, after the takeover");
+    new.expect_silence(Duration::from_millis(300));
+    drop(old);
+}
+
+#[test]
 fn a_clean_start_discards_the_stored_session() {
     let mut node = TestNode::start();
     let mut connect = connect_packet(Version::V5, "fickle");

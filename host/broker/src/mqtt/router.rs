@@ -83,6 +83,9 @@ struct Session {
     spilling: Arc<AtomicBool>,
     /// Stored copies (held for this session, not yet acknowledged).
     stored: usize,
+    /// Which incarnation of the client id's session this is: kept across
+    /// resumption and takeover, new after a clean start.
+    generation: u64,
 }
 
 impl Session {
@@ -97,6 +100,7 @@ impl Session {
             spill: None,
             spilling: Arc::default(),
             stored: 0,
+            generation: connection,
         }
     }
 
@@ -160,6 +164,8 @@ pub struct Attached {
     pub had_persistent: bool,
     /// True while messages of the session wait on disk ([`Router::spill_window`]).
     pub spilling: Arc<AtomicBool>,
+    /// The session's incarnation, for [`Router::spill_from`].
+    pub generation: u64,
 }
 
 /// The outcome of routing one message.
@@ -231,6 +237,7 @@ impl Router {
             previous,
             had_persistent,
             spilling: session.spilling.clone(),
+            generation: session.generation,
         }
     }
 
@@ -638,12 +645,14 @@ impl Router {
         st.sessions.insert(client_id.to_owned(), session);
     }
 
-    /// Connection `connection` of `client_id` could not queue stored
-    /// message `id` (its queue was full): it and every later one wait on
-    /// disk. A replaced connection's word is ignored: its session is gone.
-    pub fn spill_from(&self, client_id: &str, connection: u64, id: u64) {
+    /// A connection of session `generation` of `client_id` could not
+    /// queue stored message `id` (its queue was full, or it was being taken
+    /// over): it and every later one wait on disk, for whichever connection
+    /// has the session now. After a clean start the old session is gone,
+    /// and so is its stored copy: its word is ignored.
+    pub fn spill_from(&self, client_id: &str, generation: u64, id: u64) {
         if let Some(s) = self.lock().sessions.get_mut(client_id)
-            && s.connection == connection
+            && s.generation == generation
         {
             s.spill(id, false);
             self.stats.spilled.fetch_add(1, Relaxed);

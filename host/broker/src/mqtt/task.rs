@@ -70,6 +70,8 @@ struct Identity {
     principal: crate::auth::Principal,
     client_id: String,
     connection: u64,
+    /// The session's incarnation (see `Router::spill_from`).
+    generation: u64,
     will: Option<Will>,
 }
 
@@ -250,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         (Some(id), Some(identity)) => {
                             self.node.router.spill_from(
                                 &identity.client_id,
-                                identity.connection,
+                                identity.generation,
                                 id,
                             );
                             self.spilled_from = Some(self.spilled_from.map_or(id, |f| f.min(id)));
@@ -481,6 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             principal,
             client_id,
             connection: attached.connection,
+            generation: attached.generation,
             will: c.will.clone(),
         });
         self.persist_session(None).await;
