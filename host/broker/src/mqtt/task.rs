@@ -365,33 +365,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
 
     async fn handle_events(&mut self) {
         while let Some(event) = self.conn.poll_event() {
-            match event {
-                // Boxed: it runs once, and inline its state would make every
-                // idle connection's task as large as a CONNECT in progress.
-                Event::Connect(c) => Box::pin(self.on_connect(*c)).await,
-                Event::Publish(p) => self.on_publish(p),
-                Event::Released { packet_id } => self.on_released(packet_id),
-                // Boxed, like CONNECT: rare, and inline its state would be
-                // part of every idle connection's task.
-                Event::Subscribe(s) => {
-                    self.on_subscribe(s);
-                    Box::pin(self.persist_session(None)).await;
-                }
-                Event::Unsubscribe(u) => {
-                    self.on_unsubscribe(u);
-                    Box::pin(self.persist_session(None)).await;
-                }
-                Event::Delivered {
-                    store_id: Some(seq),
-                    ..
-                }
-                | Event::Dropped {
-                    store_id: Some(seq),
-                } => self.forget(seq),
-                Event::Delivered { .. } | Event::Dropped { .. } | Event::SessionExpiry { .. } => {}
-                Event::Closed(reason) => self.on_closed(reason),
+            // The few events that wait (CONNECT, a session write) come back
+            // boxed: inline, their state would be part of every idle
+            // connection's task, and so would the event held across them.
+            if let Some(work) = self.on_event(event) {
+                work.await;
             }
         }
+    }
+
+    /// Acts on one event; returns the rest of the work if it must wait.
+    fn on_event(&mut self, event: Event) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        match event {
+            Event::Connect(c) => return Some(Box::pin(self.on_connect(*c))),
+            Event::Publish(p) => self.on_publish(p),
+            Event::Released { packet_id } => self.on_released(packet_id),
+            Event::Subscribe(s) => {
+                self.on_subscribe(s);
+                return Some(Box::pin(self.persist_session(None)));
+            }
+            Event::Unsubscribe(u) => {
+                self.on_unsubscribe(u);
+                return Some(Box::pin(self.persist_session(None)));
+            }
+            Event::Delivered {
+                store_id: Some(seq),
+                ..
+            }
+            | Event::Dropped {
+                store_id: Some(seq),
+            } => self.forget(seq),
+            Event::Delivered { .. } | Event::Dropped { .. } | Event::SessionExpiry { .. } => {}
+            Event::Closed(reason) => self.on_closed(reason),
+        }
+        None
     }
 
     async fn on_connect(&mut self, c: Connect) {
