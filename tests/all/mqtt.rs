@@ -446,16 +446,7 @@ fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup(
     sub.subscribe("k/#", QoS::AtLeastOnce);
 
     let mut publ = Client::simple(node.mqtt, Version::V3_1_1, "producer");
-    for i in 0..20 {
-        assert_eq!(
-            publ.publish(
-                &format!("k/{i}"),
-                format!("m{i}").as_bytes(),
-                QoS::AtLeastOnce
-            ),
-            ReasonCode::SUCCESS
-        );
-    }
+    publish_numbered(&mut publ, "k", 0..20);
     // Acknowledge the first 5 only.
     let mut acked = Vec::new();
     for _ in 0..5 {
@@ -476,7 +467,7 @@ fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup(
         sub.ack(&p);
         again.push(String::from_utf8(p.payload.to_vec()).unwrap());
     }
-    let want: Vec<String> = (5..20).map(|i| format!("m{i}")).collect();
+    let want = numbered(5..20);
     assert_eq!(
         again, want,
         "every unacknowledged message, in order, and none of the acknowledged ones"
@@ -558,6 +549,23 @@ fn a_qos2_publish_received_before_kill_9_is_not_delivered_twice_after_it() {
     assert_eq!(stored, ["once", "new"], "each message exactly once");
 }
 
+/// Publishes `m{i}` to `{prefix}/{i}` at QoS 1 for each `i`, each acknowledged with success.
+fn publish_numbered(c: &mut Client, prefix: &str, range: std::ops::Range<u32>) {
+    for i in range {
+        let r = c.publish(
+            &format!("{prefix}/{i}"),
+            format!("m{i}").as_bytes(),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(r, ReasonCode::SUCCESS, "publish {prefix}/{i}");
+    }
+}
+
+/// The payloads [`publish_numbered`] sends for `range`.
+fn numbered(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("m{i}")).collect()
+}
+
 /// Reads `n` QoS 1 publishes, acknowledging each, and returns their payloads.
 fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
     let mut got = Vec::new();
@@ -591,15 +599,8 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
     sub.subscribe("sp/#", QoS::AtLeastOnce);
 
     let mut publ = Client::simple(node.mqtt, Version::V5, "fast");
-    for i in 0..300 {
-        let r = publ.publish(
-            &format!("sp/{i}"),
-            format!("m{i}").as_bytes(),
-            QoS::AtLeastOnce,
-        );
-        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
-    }
-    let want: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    publish_numbered(&mut publ, "sp", 0..300);
+    let want = numbered(0..300);
     assert_eq!(read_acked(&mut sub, 300), want, "all of them, in order");
     sub.expect_silence(Duration::from_millis(300));
 
@@ -621,21 +622,14 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
 
     // Spilled messages are as durable as the rest: the subscriber stalls
     // again, goes away, and the node is killed.
-    for i in 300..500 {
-        let r = publ.publish(
-            &format!("sp/{i}"),
-            format!("m{i}").as_bytes(),
-            QoS::AtLeastOnce,
-        );
-        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
-    }
+    publish_numbered(&mut publ, "sp", 300..500);
     drop(sub);
     drop(publ);
     node.kill9();
     node.restart();
     let (mut sub, ack) = Client::connect(node.mqtt, connect.clone());
     assert!(ack.session_present);
-    let want: Vec<String> = (300..500).map(|i| format!("m{i}")).collect();
+    let want = numbered(300..500);
     assert_eq!(read_acked(&mut sub, 200), want, "after kill -9, in order");
     sub.expect_silence(Duration::from_millis(300));
     // Acknowledged means deleted: nothing comes back after another restart.
@@ -657,14 +651,7 @@ fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
     let (mut old, _) = Client::connect(node.mqtt, connect.clone());
     old.subscribe("ho/#", QoS::AtLeastOnce);
     let mut publ = Client::simple(node.mqtt, Version::V5, "pusher");
-    for i in 0..120 {
-        let r = publ.publish(
-            &format!("ho/{i}"),
-            format!("m{i}").as_bytes(),
-            QoS::AtLeastOnce,
-        );
-        assert_eq!(r, ReasonCode::SUCCESS, "publish {i}");
-    }
+    publish_numbered(&mut publ, "ho", 0..120);
     // A second connection with the same id takes the session while most
     // of it waits on disk; the first never acknowledged anything.
     let (mut new, ack) = Client::connect(node.mqtt, connect);
@@ -682,7 +669,7 @@ fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
             other => panic!("after {} messages: {other:?}", got.len()),
         }
     }
-    let want: Vec<String> = (0..120).map(|i| format!("m{i}")).collect();
+    let want = numbered(0..120);
     assert_eq!(got, want, "each message, in order, after the takeover");
     new.expect_silence(Duration::from_millis(300));
     drop(old);

@@ -188,6 +188,50 @@ pub async fn run(load: Load) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// Encodes a publisher's messages: each payload starts with the
+/// publisher, the sequence number and the send time the subscriber measures
+/// from; QoS 1 gets the next packet id.
+struct Stamper {
+    id: u64,
+    topic: String,
+    qos: QoS,
+    payload: Vec<u8>,
+    next_id: u16,
+}
+
+impl Stamper {
+    fn new(id: u64, load: &Load) -> Self {
+        Stamper {
+            id,
+            topic: format!("bench/p{id}"),
+            qos: load.qos,
+            payload: vec![0u8; load.payload_bytes.max(STAMP_BYTES)],
+            next_id: 0,
+        }
+    }
+
+    fn encode(&mut self, seq: u64, sent_us: u64, out: &mut BytesMut) -> anyhow::Result<()> {
+        self.payload[0..8].copy_from_slice(&self.id.to_le_bytes());
+        self.payload[8..16].copy_from_slice(&seq.to_le_bytes());
+        self.payload[16..24].copy_from_slice(&sent_us.to_le_bytes());
+        let packet_id = (self.qos != QoS::AtMostOnce).then(|| {
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            PacketId::new(self.next_id).expect("non-zero")
+        });
+        let p = Packet::Publish(Publish {
+            dup: false,
+            qos: self.qos,
+            retain: false,
+            topic: self.topic.clone(),
+            packet_id,
+            payload: Bytes::copy_from_slice(&self.payload),
+            properties: Default::default(),
+        });
+        encode(&p, Version::V3_1_1, sluice_mqtt::PACKET_BYTES_MAX, out)?;
+        Ok(())
+    }
+}
+
 async fn publisher(
     mut c: Conn,
     id: u64,
@@ -196,10 +240,8 @@ async fn publisher(
     epoch: Instant,
     published: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
-    let mut payload = vec![0u8; load.payload_bytes.max(STAMP_BYTES)];
-    let topic = format!("bench/p{id}");
+    let mut stamp = Stamper::new(id, &load);
     let mut inflight = 0usize;
-    let mut next_id: u16 = 0;
     let mut out = BytesMut::with_capacity(256 * 1024);
     let mut seq = 0u64;
     while seq < load.count && Instant::now() < deadline {
@@ -208,23 +250,7 @@ async fn publisher(
             && (load.qos == QoS::AtMostOnce && out.len() < 64 * 1024
                 || load.qos != QoS::AtMostOnce && inflight < load.inflight)
         {
-            payload[0..8].copy_from_slice(&id.to_le_bytes());
-            payload[8..16].copy_from_slice(&seq.to_le_bytes());
-            payload[16..24].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_le_bytes());
-            let packet_id = (load.qos != QoS::AtMostOnce).then(|| {
-                next_id = next_id.wrapping_add(1).max(1);
-                PacketId::new(next_id).expect("non-zero")
-            });
-            let p = Packet::Publish(Publish {
-                dup: false,
-                qos: load.qos,
-                retain: false,
-                topic: topic.clone(),
-                packet_id,
-                payload: Bytes::copy_from_slice(&payload),
-                properties: Default::default(),
-            });
-            encode(&p, Version::V3_1_1, sluice_mqtt::PACKET_BYTES_MAX, &mut out)?;
+            stamp.encode(seq, epoch.elapsed().as_micros() as u64, &mut out)?;
             seq += 1;
             if load.qos != QoS::AtMostOnce {
                 inflight += 1;
@@ -277,36 +303,18 @@ async fn scheduled_publisher(
     let Conn { rd, mut wr, inbox } = c;
     let acked = Arc::new(AtomicU64::new(0));
     let reader = tokio::spawn(count_acks(rd, inbox, acked.clone()));
-    let mut payload = vec![0u8; load.payload_bytes.max(STAMP_BYTES)];
-    let topic = format!("bench/p{id}");
+    let mut stamp = Stamper::new(id, &load);
     let interval = Duration::from_secs(1).as_nanos() as u64 / rate;
     let start = Instant::now();
     let due = |seq: u64| start + Duration::from_nanos(seq * interval);
     let mut out = BytesMut::with_capacity(64 * 1024);
-    let mut next_id: u16 = 0;
     let mut seq = 0u64;
     while seq < load.count && due(seq) < deadline {
         tokio::time::sleep_until(due(seq).into()).await;
         let now = Instant::now();
         while seq < load.count && due(seq) <= now && out.len() < 64 * 1024 {
             let sent_us = due(seq).duration_since(epoch).as_micros() as u64;
-            payload[0..8].copy_from_slice(&id.to_le_bytes());
-            payload[8..16].copy_from_slice(&seq.to_le_bytes());
-            payload[16..24].copy_from_slice(&sent_us.to_le_bytes());
-            let packet_id = (load.qos != QoS::AtMostOnce).then(|| {
-                next_id = next_id.wrapping_add(1).max(1);
-                PacketId::new(next_id).expect("non-zero")
-            });
-            let p = Packet::Publish(Publish {
-                dup: false,
-                qos: load.qos,
-                retain: false,
-                topic: topic.clone(),
-                packet_id,
-                payload: Bytes::copy_from_slice(&payload),
-                properties: Default::default(),
-            });
-            encode(&p, Version::V3_1_1, sluice_mqtt::PACKET_BYTES_MAX, &mut out)?;
+            stamp.encode(seq, sent_us, &mut out)?;
             seq += 1;
         }
         wr.write_all(&out).await?;

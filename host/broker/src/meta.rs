@@ -27,9 +27,9 @@ const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_s
 /// Messages held for persistent MQTT sessions: key `client \0 seq(20 digits)`, value `mqtt::store` encoding.
 const MQTT_QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_queue");
 /// QoS 2 packet ids a persistent session acknowledged with PUBREC and whose
-/// PUBREL has not come: key `client \0 id(5 digits)`, no value. They let a
-/// resend after a restart be recognised as one, never delivered twice.
-const MQTT_QOS2_IN: TableDefinition<&str, ()> = TableDefinition::new("mqtt_qos2_in");
+/// PUBREL has not come: key `client \0 id(5 digits)`, an empty value. They
+/// let a resend after a restart be recognised as one, never delivered twice.
+const MQTT_QOS2_IN: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_qos2_in");
 
 /// Small documents keyed by name, one table each (see [`Table`]).
 const PIPELINES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipelines");
@@ -88,6 +88,12 @@ fn queue_key(client: &str, seq: u64) -> String {
 
 fn qos2_key(client: &str, packet_id: u16) -> String {
     format!("{client}\0{packet_id:05}")
+}
+
+/// Splits a `client \0 number` key ([`queue_key`], [`qos2_key`]).
+fn parse_client_key<N: std::str::FromStr>(key: &str) -> Option<(&str, N)> {
+    let (client, n) = key.split_once('\0')?;
+    Some((client, n.parse().ok()?))
 }
 
 /// Metadata writes waiting for the writer thread; producers wait beyond this.
@@ -281,8 +287,8 @@ impl Meta {
             .all(MQTT_QUEUE)?
             .into_iter()
             .filter_map(|(k, v)| {
-                let (client, seq) = k.split_once('\0')?;
-                Some((client.to_owned(), seq.parse().ok()?, v))
+                let (client, seq) = parse_client_key(&k)?;
+                Some((client.to_owned(), seq, v))
             })
             .collect())
     }
@@ -305,11 +311,7 @@ impl Meta {
             .take(limit)
         {
             let (k, v) = entry.map_err(db_err)?;
-            if let Some(seq) = k
-                .value()
-                .rsplit_once('\0')
-                .and_then(|(_, s)| s.parse().ok())
-            {
+            if let Some((_, seq)) = parse_client_key(k.value()) {
                 out.push((seq, v.value().to_vec()));
             }
         }
@@ -318,18 +320,14 @@ impl Meta {
 
     /// Every QoS 2 packet id awaiting PUBREL: (client, id).
     pub fn mqtt_qos2_received(&self) -> Result<Vec<(String, u16)>, MetaError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(MQTT_QOS2_IN).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, _) = entry.map_err(db_err)?;
-            if let Some((client, id)) = k.value().split_once('\0')
-                && let Ok(id) = id.parse()
-            {
-                out.push((client.to_owned(), id));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .all(MQTT_QOS2_IN)?
+            .into_iter()
+            .filter_map(|(k, _)| {
+                let (client, id) = parse_client_key(&k)?;
+                Some((client.to_owned(), id))
+            })
+            .collect())
     }
 
     fn all(&self, def: TableDefinition<&str, &[u8]>) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
@@ -481,7 +479,7 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
                     queue.remove(queue_key(client, *seq).as_str()).map(drop)
                 }
                 MetaWrite::PutQos2Received { client, packet_id } => qos2_in
-                    .insert(qos2_key(client, *packet_id).as_str(), ())
+                    .insert(qos2_key(client, *packet_id).as_str(), &[][..])
                     .map(drop),
                 MetaWrite::DeleteQos2Received { client, packet_id } => qos2_in
                     .remove(qos2_key(client, *packet_id).as_str())

@@ -8,7 +8,7 @@
 //! session takeover, subscription changes and routing trivially consistent.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,27 @@ pub struct Spill {
     pub last: u64,
     /// Restored after a restart: they may have been sent before (DUP).
     pub maybe_sent: bool,
+}
+
+/// What a session shares with whichever connection has it, read and
+/// updated without the router's lock.
+#[derive(Debug, Default)]
+pub struct SessionShared {
+    /// Set while messages of the session wait on disk ([`Router::spill_window`]).
+    pub spilling: AtomicBool,
+    /// Stored copies held for the session and not yet acknowledged; the
+    /// router checks it against `stored_messages_max`, the connection
+    /// lowers it as copies are deleted.
+    pub stored: AtomicUsize,
+}
+
+impl SessionShared {
+    /// A stored copy was deleted (acknowledged, expired or refused).
+    pub fn forgotten(&self) {
+        let _ = self
+            .stored
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
 }
 
 /// Commands a connection task receives from the rest of the broker.
@@ -77,12 +98,9 @@ struct Session {
     /// While offline: the state the last connection left and what arrived since.
     offline: Option<SessionState>,
     offline_since: Option<Instant>,
-    /// Messages held only on disk, if any.
+    /// Messages held only on disk, if any (`shared.spilling` mirrors it).
     spill: Option<Spill>,
-    /// Set while `spill` is: the connection's cheap check.
-    spilling: Arc<AtomicBool>,
-    /// Stored copies (held for this session, not yet acknowledged).
-    stored: usize,
+    shared: Arc<SessionShared>,
     /// Which incarnation of the client id's session this is: kept across
     /// resumption and takeover, new after a clean start.
     generation: u64,
@@ -98,8 +116,7 @@ impl Session {
             offline: None,
             offline_since: None,
             spill: None,
-            spilling: Arc::default(),
-            stored: 0,
+            shared: Arc::default(),
             generation: connection,
         }
     }
@@ -113,7 +130,7 @@ impl Session {
         });
         s.from = s.from.min(id);
         s.last = s.last.max(id);
-        self.spilling.store(true, Relaxed);
+        self.shared.spilling.store(true, Relaxed);
     }
 }
 
@@ -162,8 +179,8 @@ pub struct Attached {
     pub previous: Option<mpsc::Sender<ToConnection>>,
     /// A persistent session existed for this id (so the store may hold it).
     pub had_persistent: bool,
-    /// True while messages of the session wait on disk ([`Router::spill_window`]).
-    pub spilling: Arc<AtomicBool>,
+    /// The session's spill flag and stored-copy count.
+    pub shared: Arc<SessionShared>,
     /// The session's incarnation, for [`Router::spill_from`].
     pub generation: u64,
 }
@@ -236,7 +253,7 @@ impl Router {
             session: state,
             previous,
             had_persistent,
-            spilling: session.spilling.clone(),
+            shared: session.shared.clone(),
             generation: session.generation,
         }
     }
@@ -508,7 +525,7 @@ impl Router {
                 continue;
             };
             if session.expiry_s > 0 && delivery.qos != QoS::AtMostOnce {
-                if session.stored >= self.stored_messages_max {
+                if session.shared.stored.load(Relaxed) >= self.stored_messages_max {
                     // A full session drops the newest: what it holds keeps its order.
                     self.stats.dropped_queue_full.fetch_add(1, Relaxed);
                     continue;
@@ -520,16 +537,17 @@ impl Router {
                     id,
                     super::store::encode_delivery(&delivery, now, now_ms),
                 ));
-                session.stored += 1;
-                if session.spill.is_some() {
-                    // Behind messages on disk, this one waits there too.
-                    session.spill(id, false);
-                    self.stats.spilled.fetch_add(1, Relaxed);
-                    self.stats.deliveries.fetch_add(1, Relaxed);
-                    continue;
-                }
+                session.shared.stored.fetch_add(1, Relaxed);
             }
             self.stats.deliveries.fetch_add(1, Relaxed);
+            if let Some(id) = delivery.store_id
+                && session.spill.is_some()
+            {
+                // Behind messages on disk, this one waits there too.
+                session.spill(id, false);
+                self.stats.spilled.fetch_add(1, Relaxed);
+                continue;
+            }
             if let Some(tx) = &session.mailbox {
                 sends.push((client, tx.clone(), delivery));
                 continue;
@@ -630,7 +648,7 @@ impl Router {
         session.offline_since = Instant::now()
             .checked_sub(offline_for)
             .or_else(|| Some(Instant::now()));
-        session.stored = held.len();
+        session.shared.stored.store(held.len(), Relaxed);
         let mut state = SessionState::default();
         let mut held = held.into_iter();
         state
@@ -680,17 +698,9 @@ impl Router {
             }
             _ => {
                 s.spill = None;
-                s.spilling.store(false, Relaxed);
+                s.shared.spilling.store(false, Relaxed);
                 true
             }
-        }
-    }
-
-    /// A stored copy of `client_id` was deleted (acknowledged, expired or
-    /// refused by the client).
-    pub fn forgotten(&self, client_id: &str) {
-        if let Some(s) = self.lock().sessions.get_mut(client_id) {
-            s.stored = s.stored.saturating_sub(1);
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -97,8 +97,9 @@ pub struct Task<S> {
     /// This turn was a small read and nothing else: if the connection has
     /// nothing queued after it, its buffers are released.
     quiet_turn: bool,
-    /// The router's flag: messages of this session wait on disk.
-    spilling: Arc<AtomicBool>,
+    /// What the session shares with the router: whether its messages wait
+    /// on disk, and how many stored copies it holds.
+    session: Arc<super::router::SessionShared>,
     /// The first store id this connection could not queue: it and every
     /// later stored message arriving by the mailbox are on disk already, and
     /// come back from there in order.
@@ -142,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             taken_over: false,
             busy_reads: false,
             quiet_turn: false,
-            spilling: Arc::default(),
+            session: Arc::default(),
             spilled_from: None,
             refill_at: None,
             refill_stalled_since: None,
@@ -279,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
     /// Reads spilled messages back from disk once the session's queue has
     /// drained to half its bound, in store order, behind what it holds.
     fn refill(&mut self) {
-        if !self.spilling.load(Relaxed) || !self.conn.is_open() {
+        if !self.session.spilling.load(Relaxed) || !self.conn.is_open() {
             return;
         }
         let Some(identity) = &self.identity else {
@@ -343,8 +344,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                     last = spill.last,
                     "spilled MQTT messages missing from the store; skipped"
                 );
-                self.node.router.unspill(&client, spill.last + 1);
-                self.spilled_from = None;
+                if self.node.router.unspill(&client, spill.last + 1) {
+                    self.spilled_from = None;
+                }
                 self.refill_stalled_since = None;
             } else {
                 self.refill_at = Some(Instant::now() + REFILL_RETRY);
@@ -453,7 +455,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             self.node
                 .router
                 .connect(&client_id, c.clean_start, expiry_s, self.mailbox_tx.clone());
-        self.spilling = attached.spilling.clone();
+        self.session = attached.shared.clone();
         self.spilled_from = None;
         if let Some(previous) = attached.previous.take() {
             let (tx, rx) = oneshot::channel();
@@ -739,7 +741,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             return;
         };
         let (meta, client) = (self.node.meta.clone(), identity.client_id.clone());
-        self.node.router.forgotten(&client);
+        self.session.forgotten();
         tokio::spawn(async move {
             if let Err(e) = meta
                 .apply(vec![MetaWrite::DeleteQueued { client, seq }])
