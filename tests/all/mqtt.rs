@@ -584,6 +584,130 @@ fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
     got
 }
 
+/// The `$SYS/broker/messages/…` counters, by last topic level, as the
+/// node last published them (they are retained, and sent again every
+/// `sys_interval`: a topic seen twice means all have been seen).
+fn sys_messages(node: &TestNode) -> std::collections::HashMap<String, u64> {
+    let mut stats = Client::simple(node.mqtt, Version::V5, "stats");
+    stats.subscribe("$SYS/broker/messages/+", QoS::AtMostOnce);
+    let mut seen = std::collections::HashMap::new();
+    while let Some(Packet::Publish(p)) = stats.recv_within(Duration::from_secs(5)) {
+        let n: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+        let name = p.topic.rsplit('/').next().unwrap().to_owned();
+        if seen.insert(name, n).is_some() {
+            break;
+        }
+    }
+    seen
+}
+
+/// Publishes `count` QoS 0 messages of 16 KiB, numbered in their first
+/// bytes, to `topic`; returns how long it took.
+fn flood_qos0(publ: &mut Client, topic: &str, count: u32) -> Duration {
+    let started = std::time::Instant::now();
+    let mut body = vec![b'.'; 16 * 1024];
+    for i in 0..count {
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        publ.publish(topic, &body, QoS::AtMostOnce);
+    }
+    started.elapsed()
+}
+
+/// Reads QoS 0 messages until `silence` passes without one; returns their numbers.
+fn numbers_received(sub: &mut Client, pause_per_message: Duration, silence: Duration) -> Vec<u32> {
+    let mut got = Vec::new();
+    while let Some(p) = sub.recv_within(silence) {
+        if let Packet::Publish(p) = p {
+            got.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+            std::thread::sleep(pause_per_message);
+        }
+    }
+    got
+}
+
+#[test]
+fn a_publisher_waits_for_a_slow_subscriber_instead_of_its_messages_being_dropped() {
+    // A QoS 0 queue of 50 and a subscriber that reads a 16 KiB message a
+    // millisecond, behind a small socket buffer: the publisher is far faster.
+    // Without pacing the queue overflows and the oldest are dropped; with
+    // it, the publisher is held back and the subscriber gets every message.
+    for pacing in [false, true] {
+        let config = format!(
+            "[mqtt]\nsession_queue_messages_max = 50\nsys_interval = \"100ms\"\n\
+             publisher_wait_backlog_messages = {}\npublisher_wait_max = \"5s\"\n",
+            if pacing { 20 } else { 0 }
+        );
+        let node = TestNode::start_with_config(Some(&config));
+        let (mut sub, _) = Client::connect_with_receive_buffer(
+            node.mqtt,
+            connect_packet(Version::V5, "slow"),
+            16 * 1024,
+        );
+        sub.subscribe("pace/#", QoS::AtMostOnce);
+        let addr = node.mqtt;
+        let publisher = std::thread::spawn(move || {
+            let mut publ = Client::simple(addr, Version::V5, "fast");
+            flood_qos0(&mut publ, "pace/x", 1500);
+            publ.send(&Packet::Disconnect(Default::default()));
+        });
+        let got = numbers_received(&mut sub, Duration::from_millis(1), Duration::from_secs(2));
+        publisher.join().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = sys_messages(&node);
+        let in_order = got.windows(2).all(|w| w[0] < w[1]);
+        assert!(in_order, "pacing {pacing}: numbers rise");
+        if pacing {
+            assert_eq!(got, (0..1500).collect::<Vec<_>>(), "every message");
+            assert_eq!(stats["dropped"], 0, "{stats:?}");
+            assert!(stats["publisher_waits"] > 0, "{stats:?}");
+        } else {
+            assert!(got.len() < 1500, "without pacing the slow one loses some");
+            assert_eq!(stats["dropped"], 1500 - got.len() as u64, "{stats:?}");
+            assert_eq!(stats["publisher_waits"], 0, "{stats:?}");
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_holds_its_publisher_back_once_not_for_ever() {
+    let node = TestNode::start_with_config(Some(
+        "[mqtt]\nsession_queue_messages_max = 50\nsys_interval = \"100ms\"\n\
+         publisher_wait_backlog_messages = 20\npublisher_wait_max = \"500ms\"\n",
+    ));
+    let (mut stuck, _) = Client::connect_with_receive_buffer(
+        node.mqtt,
+        connect_packet(Version::V5, "stuck"),
+        16 * 1024,
+    );
+    stuck.subscribe("stall/#", QoS::AtMostOnce);
+    let mut reader = Client::simple(node.mqtt, Version::V5, "reader");
+    reader.subscribe("stall/#", QoS::AtMostOnce);
+    let addr = node.mqtt;
+    let publisher = std::thread::spawn(move || {
+        let mut publ = Client::simple(addr, Version::V5, "pub");
+        flood_qos0(&mut publ, "stall/x", 1500)
+    });
+    let got = numbers_received(&mut reader, Duration::ZERO, Duration::from_secs(2));
+    let took = publisher.join().unwrap();
+    assert_eq!(
+        got,
+        (0..1500).collect::<Vec<_>>(),
+        "the reading subscriber gets all"
+    );
+    // Waiting 500 ms for the stuck one after each message would take 750 s.
+    assert!(
+        took < Duration::from_secs(10),
+        "publisher was held {took:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = sys_messages(&node);
+    assert!(
+        stats["dropped"] > 0,
+        "the stuck one's oldest went: {stats:?}"
+    );
+    drop(stuck);
+}
+
 #[test]
 fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_order() {
     // A queue of 10 in memory, a receive window of 5: most of what follows
@@ -604,16 +728,7 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
     assert_eq!(read_acked(&mut sub, 300), want, "all of them, in order");
     sub.expect_silence(Duration::from_millis(300));
 
-    let mut stats = Client::simple(node.mqtt, Version::V5, "stats");
-    stats.subscribe("$SYS/broker/messages/+", QoS::AtMostOnce);
-    let mut seen = std::collections::HashMap::new();
-    while seen.len() < 2 {
-        let p = stats.expect_publish();
-        let n: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
-        if p.topic.ends_with("/spilled") || p.topic.ends_with("/dropped") {
-            seen.insert(p.topic.rsplit('/').next().unwrap().to_owned(), n);
-        }
-    }
+    let seen = sys_messages(&node);
     assert!(
         seen["spilled"] > 0,
         "the queue overflowed to disk: {seen:?}"

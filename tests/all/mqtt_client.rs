@@ -38,6 +38,29 @@ impl Client {
     /// Connects and completes CONNECT/CONNACK; returns the CONNACK too.
     pub fn connect(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
         let stream = TcpStream::connect(addr).expect("connect to the broker");
+        Self::handshake(stream, connect)
+    }
+
+    /// Like [`Client::connect`], with the socket's receive buffer set to
+    /// `bytes` before connecting, so the kernel holds little for a client
+    /// that reads slowly or not at all (the broker has to).
+    pub fn connect_with_receive_buffer(
+        addr: SocketAddr,
+        connect: Connect,
+        bytes: usize,
+    ) -> (Client, ConnAck) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&addr.into()).expect("connect to the broker");
+        Self::handshake(socket.into(), connect)
+    }
+
+    fn handshake(stream: TcpStream, connect: Connect) -> (Client, ConnAck) {
         stream.set_nodelay(true).unwrap();
         let mut c = Client {
             stream,

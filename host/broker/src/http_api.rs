@@ -213,12 +213,16 @@ async fn publish(
     // delivery to MQTT subscribers at QoS 1, then the wait for durability.
     let pending = node.begin_publish(tenant, &msg)?;
     let retained = retain.then(|| node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce));
-    let (_, held) = node.route_live(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
+    let (_, held, congested) = node.route_live(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
     let appends = pending.wait().await?;
     if let Some(r) = retained {
         r.await?;
     }
     held.await?;
+    // A subscriber far behind slows this publisher down, for a bounded time.
+    if let Some(c) = congested {
+        c.drained().await;
+    }
     let duplicate = !appends.is_empty() && appends.iter().all(|a| a.duplicate);
     Ok(json(
         StatusCode::OK,

@@ -169,6 +169,10 @@ impl Node {
             metrics: Arc::new(NodeMetrics::default()),
             router: Arc::new(crate::mqtt::Router::new(
                 options.mqtt.session_stored_messages_max,
+                crate::mqtt::Pacing {
+                    backlog_messages_high: options.mqtt.publisher_wait_backlog_messages,
+                    wait_max: std::time::Duration::from_millis(options.mqtt.publisher_wait_ms_max),
+                },
             )),
             mqtt_stats: Arc::default(),
             mqtt_permits: Arc::new(tokio::sync::Semaphore::new(options.mqtt.connections_max)),
@@ -426,7 +430,9 @@ impl Node {
 
     /// Hands `msg` to live MQTT subscribers. The returned future stores the
     /// copies held for persistent sessions; await it before acknowledging the
-    /// publisher.
+    /// publisher. A subscriber that has fallen behind comes back too: the
+    /// publisher should wait for it ([`crate::mqtt::Congested::drained`])
+    /// before taking its next message.
     pub fn route_live(
         &self,
         msg: &Message,
@@ -436,6 +442,7 @@ impl Node {
     ) -> (
         usize,
         impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
+        Option<crate::mqtt::Congested>,
     ) {
         let meta = &self.meta;
         let routed = self.router.route(msg, qos, retain, publisher, |held| {
@@ -458,7 +465,7 @@ impl Node {
             }
             Ok(())
         };
-        (routed.subscribers, store)
+        (routed.subscribers, store, routed.congested)
     }
 
     /// Brings persistent MQTT sessions back from the metadata store.

@@ -112,6 +112,13 @@ pub struct MqttOptions {
     /// QoS 1/2 messages in flight to one client, at most (the client's
     /// Receive Maximum can only lower it).
     pub inflight_messages_max: u16,
+    /// A subscriber's backlog (mailbox and queue, in messages) at which its
+    /// publishers stop reading until it has drained to half; 0 = never.
+    pub publisher_wait_backlog_messages: usize,
+    /// The longest a publisher waits for one subscriber, in milliseconds;
+    /// a subscriber that has not drained by then is not waited for again
+    /// until it has.
+    pub publisher_wait_ms_max: u64,
     /// How often `$SYS/` statistics are published, in milliseconds (0 = never).
     pub sys_interval_ms: u64,
     /// MQTT over TLS, when configured.
@@ -149,6 +156,8 @@ impl Default for MqttOptions {
             session_queue_messages_max: 10_000,
             session_stored_messages_max: 1_000_000,
             inflight_messages_max: 1024,
+            publisher_wait_backlog_messages: 1000,
+            publisher_wait_ms_max: 100,
             sys_interval_ms: 10_000,
             tls: None,
             ws_listen: None,

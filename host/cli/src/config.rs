@@ -107,6 +107,10 @@ pub struct MqttSection {
     pub session_stored_messages_max: Option<usize>,
     /// QoS 1/2 messages in flight to one client.
     pub inflight_messages_max: Option<u16>,
+    /// A subscriber backlog, in messages, at which its publishers wait (0 = never).
+    pub publisher_wait_backlog_messages: Option<usize>,
+    /// The longest a publisher waits for one subscriber, e.g. `"100ms"`.
+    pub publisher_wait_max: Option<Duration>,
     /// How often `$SYS/` statistics are published, e.g. `"10s"` (`"0ms"` = never).
     pub sys_interval: Option<Duration>,
     /// MQTT over WebSocket (subprotocol `mqtt`), e.g. `"127.0.0.1:8083"`.
@@ -412,6 +416,12 @@ impl ConfigFile {
         }
         if let Some(n) = m.inflight_messages_max {
             o.mqtt.inflight_messages_max = n.max(1);
+        }
+        if let Some(n) = m.publisher_wait_backlog_messages {
+            o.mqtt.publisher_wait_backlog_messages = n;
+        }
+        if let Some(d) = m.publisher_wait_max {
+            o.mqtt.publisher_wait_ms_max = d.0;
         }
         if let Some(d) = m.sys_interval {
             o.mqtt.sys_interval_ms = d.0;

@@ -297,6 +297,12 @@ impl Connection {
         self.session.pending.len()
     }
 
+    /// Messages queued for the client and not yet encoded for the socket,
+    /// QoS 0 included.
+    pub fn queued(&self) -> usize {
+        self.session.pending.len() + self.qos0.len()
+    }
+
     /// The session expiry in force (CONNECT's, possibly changed at DISCONNECT).
     pub fn session_expiry_s(&self) -> u32 {
         self.session_expiry_s

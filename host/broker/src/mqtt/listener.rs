@@ -249,7 +249,7 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
         }
         let s = &node.mqtt_stats;
         let r = &node.router.stats;
-        let values: [(&str, u64); 10] = [
+        let values: [(&str, u64); 11] = [
             ("$SYS/broker/uptime", started.elapsed().as_secs()),
             (
                 "$SYS/broker/clients/connected",
@@ -270,6 +270,10 @@ async fn housekeeping(node: Arc<Node>, started: Instant, mut stopped: watch::Rec
                 r.dropped_queue_full.load(Relaxed),
             ),
             ("$SYS/broker/messages/spilled", r.spilled.load(Relaxed)),
+            (
+                "$SYS/broker/messages/publisher_waits",
+                r.publisher_waits.load(Relaxed),
+            ),
             ("$SYS/broker/bytes/received", s.bytes_in.load(Relaxed)),
             ("$SYS/broker/bytes/sent", s.bytes_out.load(Relaxed)),
         ];

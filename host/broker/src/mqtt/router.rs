@@ -8,14 +8,14 @@
 //! session takeover, subscription changes and routing trivially consistent.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_core::{FilterTrie, Message, TopicFilter, TopicName};
 use sluice_mqtt::{Delivery, PublishProperties, QoS, RetainHandling, SessionState, Subscription};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Messages a session whose client is offline keeps in memory; a
 /// persistent session's further messages wait on disk (see [`Spill`]).
@@ -43,6 +43,15 @@ pub struct SessionShared {
     /// router checks it against `stored_messages_max`, the connection
     /// lowers it as copies are deleted.
     pub stored: AtomicUsize,
+    /// Messages the connection has queued and not yet written to its
+    /// socket, as it last reported (its mailbox is counted apart).
+    pub queued: AtomicUsize,
+    /// A publisher waits for the backlog to drain ([`Congested::drained`]).
+    waited_on: AtomicBool,
+    /// The backlog did not drain within a publisher's wait: publishers
+    /// stop waiting for this session until it has drained.
+    stalled: AtomicBool,
+    drained: Notify,
 }
 
 impl SessionShared {
@@ -52,6 +61,81 @@ impl SessionShared {
             .stored
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
     }
+
+    /// The connection reports what it holds unwritten (`queued`) and what
+    /// waits in its mailbox; at or below `low`, publishers waiting for it
+    /// go on, and a stalled session counts as draining again.
+    pub fn report_backlog(&self, queued: usize, mailbox: usize, low: usize) {
+        // SeqCst pairs with the waiter's store of `waited_on` before its
+        // look at `queued`: one of the two sees the other.
+        self.queued.store(queued, SeqCst);
+        if (self.waited_on.load(SeqCst) || self.stalled.load(Relaxed)) && queued + mailbox <= low {
+            self.waited_on.store(false, Relaxed);
+            self.stalled.store(false, Relaxed);
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+/// A subscriber whose backlog passed the high-water mark when a message was
+/// routed to it: the publisher stops reading until it drains to half, or
+/// until `wait_max` has passed, and then the subscriber counts as stalled,
+/// which no publisher waits for again until it has drained.
+pub struct Congested {
+    session: Arc<SessionShared>,
+    mailbox: mpsc::Sender<ToConnection>,
+    since: Instant,
+    low: usize,
+    wait_max: Duration,
+}
+
+impl Congested {
+    fn backlog(&self) -> usize {
+        let in_mailbox = self.mailbox.max_capacity() - self.mailbox.capacity();
+        in_mailbox + self.session.queued.load(SeqCst)
+    }
+
+    /// Returns when the subscriber has drained to the low-water mark, or
+    /// when the wait has lasted `wait_max` (the subscriber is then stalled).
+    pub async fn drained(&self) {
+        let deadline = tokio::time::Instant::from_std(self.since + self.wait_max);
+        loop {
+            let notified = self.session.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.session.waited_on.store(true, SeqCst);
+            if self.session.stalled.load(Relaxed) || self.backlog() <= self.low {
+                return;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    self.session.stalled.store(true, Relaxed);
+                    self.session.drained.notify_waiters();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Congested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Congested")
+            .field("backlog", &self.backlog())
+            .field("low", &self.low)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far a subscriber may fall behind before its publishers wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pacing {
+    /// Backlog in messages (mailbox and queue) at which publishers wait;
+    /// 0 turns pacing off.
+    pub backlog_messages_high: usize,
+    /// The longest a publisher waits for one subscriber.
+    pub wait_max: Duration,
 }
 
 /// Commands a connection task receives from the rest of the broker.
@@ -149,6 +233,8 @@ pub struct RouterStats {
     pub dropped_queue_full: AtomicU64,
     /// QoS 1/2 messages that waited on disk because a session's queue was full.
     pub spilled: AtomicU64,
+    /// Publishes after which the publisher waited for a subscriber to catch up.
+    pub publisher_waits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -168,6 +254,7 @@ pub struct Router {
     next_store_id: AtomicU64,
     /// Stored copies a persistent session may hold; newer ones are dropped.
     stored_messages_max: usize,
+    pacing: Pacing,
 }
 
 /// What `connect` found for a client id.
@@ -193,23 +280,27 @@ pub struct Routed<F> {
     /// sessions (client id, store id, encoded message) and the stored copies
     /// an offline queue dropped (client id, store id).
     pub stored: F,
+    /// A subscriber that has fallen behind, for the publisher to wait on.
+    pub congested: Option<Congested>,
 }
 
 impl Default for Router {
     fn default() -> Self {
-        Self::new(usize::MAX)
+        Self::new(usize::MAX, Pacing::default())
     }
 }
 
 impl Router {
     /// A router whose persistent sessions hold at most `stored_messages_max`
-    /// unacknowledged QoS 1/2 messages each.
-    pub fn new(stored_messages_max: usize) -> Self {
+    /// unacknowledged QoS 1/2 messages each, and whose publishers wait for
+    /// subscribers as `pacing` says.
+    pub fn new(stored_messages_max: usize, pacing: Pacing) -> Self {
         Self {
             state: Mutex::new(State::default()),
             stats: RouterStats::default(),
             next_store_id: AtomicU64::new(1),
             stored_messages_max,
+            pacing,
         }
     }
 
@@ -517,6 +608,7 @@ impl Router {
         let now_ms = crate::stream::now_ms();
         let mut held = Vec::new();
         let mut sends = Vec::with_capacity(targets.len());
+        let mut congested = None;
         for (client, opts, ids) in targets {
             let Some(mut delivery) = shape(message, qos, retain, &opts, ids, now) else {
                 continue;
@@ -549,6 +641,9 @@ impl Router {
                 continue;
             }
             if let Some(tx) = &session.mailbox {
+                if congested.is_none() {
+                    congested = self.congestion(&session.shared, tx, now);
+                }
                 sends.push((client, tx.clone(), delivery));
                 continue;
             }
@@ -587,10 +682,39 @@ impl Router {
                 }
             }
         }
+        if congested.is_some() {
+            self.stats.publisher_waits.fetch_add(1, Relaxed);
+        }
         Routed {
             subscribers,
             stored,
+            congested,
         }
+    }
+
+    /// Whether the connection behind `mailbox` is so far behind that its
+    /// publishers should wait; a stalled one is not waited for.
+    fn congestion(
+        &self,
+        session: &Arc<SessionShared>,
+        mailbox: &mpsc::Sender<ToConnection>,
+        now: Instant,
+    ) -> Option<Congested> {
+        let high = self.pacing.backlog_messages_high;
+        if high == 0 || session.stalled.load(Relaxed) {
+            return None;
+        }
+        let in_mailbox = mailbox.max_capacity() - mailbox.capacity();
+        if in_mailbox + session.queued.load(Relaxed) < high {
+            return None;
+        }
+        Some(Congested {
+            session: session.clone(),
+            mailbox: mailbox.clone(),
+            since: now,
+            low: high / 2,
+            wait_max: self.pacing.wait_max,
+        })
     }
 
     /// The stored form of a persistent session, or `None` if it is not one.
@@ -803,5 +927,110 @@ pub fn message_from_publish(
             response_topic: properties.response_topic,
             correlation_data: properties.correlation_data,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(high: usize, wait_ms: u64) -> Router {
+        Router::new(
+            usize::MAX,
+            Pacing {
+                backlog_messages_high: high,
+                wait_max: Duration::from_millis(wait_ms),
+            },
+        )
+    }
+
+    fn message() -> Message {
+        Message {
+            topic: TopicName::new("t/x").unwrap(),
+            key: None,
+            headers: Vec::new(),
+            content_type: None,
+            msg_id: None,
+            payload: Bytes::from_static(b"m"),
+            timestamp_ms: crate::stream::now_ms(),
+            mqtt: Default::default(),
+        }
+    }
+
+    /// A connected QoS 0 subscriber to `t/#` with a mailbox of 64.
+    fn subscriber(r: &Router) -> (Arc<SessionShared>, mpsc::Receiver<ToConnection>) {
+        let (tx, rx) = mpsc::channel(64);
+        let attached = r.connect("sub", true, 0, tx);
+        let options = SubOptions {
+            qos: QoS::AtMostOnce,
+            no_local: false,
+            retain_as_published: false,
+            subscription_id: None,
+            share_group: None,
+        };
+        r.subscribe("sub", TopicFilter::new("t/#").unwrap(), options);
+        (attached.shared, rx)
+    }
+
+    fn route(r: &Router) -> Option<Congested> {
+        r.route(&message(), QoS::AtMostOnce, false, None, |_| ())
+            .congested
+    }
+
+    #[tokio::test]
+    async fn a_publisher_waits_from_the_high_mark_until_the_subscriber_drains_to_half() {
+        let r = router(4, 5_000);
+        let (shared, mut rx) = subscriber(&r);
+        for _ in 0..4 {
+            assert!(route(&r).is_none(), "below the mark");
+        }
+        let c = route(&r).expect("4 waiting: the publisher waits");
+        let waiter = tokio::spawn(async move { c.drained().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "nothing drained yet");
+        // The connection takes its mailbox into its queue: still behind.
+        while rx.try_recv().is_ok() {}
+        shared.report_backlog(5, 0, 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "5 queued is above half");
+        shared.report_backlog(2, 0, 2);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("drained to half: the publisher goes on")
+            .unwrap();
+        assert!(route(&r).is_none(), "and is not held while it stays low");
+        assert_eq!(r.stats.publisher_waits.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_drain_in_time_is_not_waited_for_until_it_does() {
+        let r = router(4, 50);
+        let (shared, mut rx) = subscriber(&r);
+        for _ in 0..4 {
+            route(&r);
+        }
+        let c = route(&r).expect("waits");
+        let started = Instant::now();
+        c.drained().await;
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        for _ in 0..10 {
+            assert!(route(&r).is_none(), "stalled: not waited for");
+        }
+        // It catches up, and later falls behind again: publishers wait again.
+        while rx.try_recv().is_ok() {}
+        shared.report_backlog(0, 0, 2);
+        for _ in 0..4 {
+            assert!(route(&r).is_none());
+        }
+        assert!(route(&r).is_some(), "behind again after having drained");
+    }
+
+    #[test]
+    fn pacing_off_never_holds_a_publisher() {
+        let r = router(0, 50);
+        let (_shared, _rx) = subscriber(&r);
+        for _ in 0..60 {
+            assert!(route(&r).is_none());
+        }
     }
 }

@@ -62,6 +62,8 @@ enum Wake {
     Read(std::io::Result<usize>),
     Ack(ReasonCode),
     Command(Option<ToConnection>),
+    /// The subscriber this publisher waited for has drained.
+    Drained,
     Timeout,
 }
 
@@ -108,6 +110,10 @@ pub struct Task<S> {
     refill_at: Option<Instant>,
     /// Since when a refill has found nothing of a spill it knows of.
     refill_stalled_since: Option<Instant>,
+    /// A subscriber this client published to has fallen behind: its socket
+    /// is not read until that one drains (or the wait times out). Boxed:
+    /// an idle connection holds only the pointer.
+    congested: Option<Box<super::router::Congested>>,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -147,6 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             spilled_from: None,
             refill_at: None,
             refill_stalled_since: None,
+            congested: None,
         }
     }
 
@@ -158,6 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 self.conn.handle_transport_closed();
                 self.handle_events().await;
             }
+            self.report_backlog();
             if self.conn.is_closed() {
                 break;
             }
@@ -186,6 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                     socket,
                     rbuf,
                     mailbox,
+                    congested,
                     ..
                 } = &mut self;
                 let ack_ready = async {
@@ -194,8 +203,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         None => std::future::pending().await,
                     }
                 };
+                let reading = congested.is_none();
+                let drained = async {
+                    match congested {
+                        Some(c) => c.drained().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    r = socket.read_buf(rbuf) => Wake::Read(r),
+                    r = socket.read_buf(rbuf), if reading => Wake::Read(r),
+                    () = drained => Wake::Drained,
                     reason = ack_ready => Wake::Ack(reason),
                     cmd = mailbox.recv() => Wake::Command(cmd),
                     _ = sleep_until(deadline) => Wake::Timeout,
@@ -228,9 +245,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         }
                     }
                 }
+                Wake::Drained => self.congested = None,
                 Wake::Timeout => self.conn.handle_timeout(Instant::now()),
             }
         }
+        // Whoever waits for this connection to drain need not any more.
+        self.session.report_backlog(0, 0, usize::MAX);
         // Publishes not yet acknowledged still owe their side effects
         // (durable appends, stored copies, retained writes): let them finish.
         for (_, _, ack) in self.acks.drain(..) {
@@ -275,6 +295,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             ToConnection::Shutdown => self.conn.disconnect(ReasonCode::SERVER_SHUTTING_DOWN),
         }
+    }
+
+    /// Tells publishers waiting for this connection how far behind it is.
+    fn report_backlog(&self) {
+        let low = self.node.options.mqtt.publisher_wait_backlog_messages / 2;
+        self.session
+            .report_backlog(self.conn.queued(), self.mailbox.len(), low);
     }
 
     /// Reads spilled messages back from disk once the session's queue has
@@ -560,9 +587,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let retain_write = p
             .retain
             .then(|| self.node.retain(&self.tenant, &message, p.qos));
-        let (subscribers, held) =
+        let (subscribers, held, congested) =
             self.node
                 .route_live(&message, p.qos, p.retain, publisher.as_deref());
+        if self.congested.is_none() {
+            // Read nothing more from this publisher until that subscriber catches up.
+            self.congested = congested.map(Box::new);
+        }
         let captured = !pending.is_empty();
         // A persistent session records a QoS 2 id before its PUBREC leaves,
         // so a resend after a crash is known for one (MQTT-4.3.3-10).
@@ -856,7 +887,7 @@ async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will
         tracing::error!(client_id, "could not store a retained will");
     }
     let pending = node.begin_publish(&tenant, &message);
-    let (_, held) = node.route_live(&message, will.qos, will.retain, None);
+    let (_, held, _) = node.route_live(&message, will.qos, will.retain, None);
     if let Ok(p) = pending {
         let _ = p.wait().await;
     }
