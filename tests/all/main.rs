@@ -13,6 +13,7 @@ mod crash;
 mod dedup;
 mod groups;
 mod http_api;
+mod http_auth;
 mod invariants;
 mod mqtt;
 mod mqtt_auth;

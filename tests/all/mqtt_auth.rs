@@ -38,14 +38,23 @@ subscribe = ["alerts/+", "sensors/#"]
 name = "anonymous"
 password_hash = "{}"
 subscribe = ["public/#"]
+
+[[users]]
+name = "root"
+password_hash = "{}"
+admin = true
 "#,
         hash("wonderland"),
-        hash("unused")
+        hash("unused"),
+        hash("root-pw")
     );
-    TestNode::start_with_files(
+    let mut node = TestNode::start_with_files(
         Some("[auth]\nusers_file = \"users.toml\"\n"),
         &[("users.toml", &users)],
-    )
+    );
+    // The HTTP calls of these tests are an admin's.
+    node.login("root", "root-pw");
+    node
 }
 
 fn login(

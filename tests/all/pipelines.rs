@@ -28,10 +28,12 @@ fn deploy(node: &TestNode, guest: &str, version: &str) {
 
 fn put_wasm(node: &TestNode, name: &str, version: &str, wasm: &[u8]) -> (u16, Value) {
     into_json(
-        node.agent
-            .put(format!("{}/v1/handlers/{name}/{version}", node.url))
-            .header("content-type", "application/wasm")
-            .send(wasm),
+        node.authorized(
+            node.agent
+                .put(format!("{}/v1/handlers/{name}/{version}", node.url)),
+        )
+        .header("content-type", "application/wasm")
+        .send(wasm),
     )
 }
 
@@ -895,12 +897,10 @@ fn call_as(
     who: Option<(&str, &str)>,
     body: Option<&Value>,
 ) -> (u16, Value, Option<String>) {
-    use base64::Engine as _;
     let url = format!("{}{path}", node.url);
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     if let Some((u, p)) = who {
-        let cred = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        req = req.header("authorization", format!("Basic {cred}"));
+        req = req.header("authorization", crate::support::basic(u, p));
     }
     let req = req
         .header("content-type", "application/json")
@@ -928,6 +928,7 @@ fn tokens_are_reversible_only_by_an_admin_and_every_reversal_is_audited() {
         Some("[auth]\nusers_file = \"users.toml\"\n"),
         &[("users.toml", &users)],
     );
+    node.login("root", "root-pw");
     node.create_stream("people", json!({"subjects": ["people/#"]}));
     node.create_stream("safe", json!({"subjects": ["safe/#"]}));
     deploy(&node, "anonymise", "1.0.0");
@@ -976,7 +977,7 @@ fn tokens_are_reversible_only_by_an_admin_and_every_reversal_is_audited() {
     // Nobody, a wrong password, a user who is not an admin: refused.
     let (code, v, challenge) = call_as(&node, "POST", reverse, None, Some(&ask));
     assert_eq!(code, 401, "{v}");
-    assert_eq!(challenge.as_deref(), Some("Basic realm=\"sluice-admin\""));
+    assert_eq!(challenge.as_deref(), Some("Basic realm=\"sluice\""));
     assert_eq!(v["error"]["code"], "unauthorized");
     let (code, _, _) = call_as(&node, "POST", reverse, Some(("root", "nope")), Some(&ask));
     assert_eq!(code, 401);

@@ -19,6 +19,8 @@ pub struct TestNode {
     /// The MQTT listener's address.
     pub mqtt: std::net::SocketAddr,
     pub agent: ureq::Agent,
+    /// The `Authorization` header the helpers send, for a node with users.
+    pub credentials: Option<String>,
 }
 
 impl TestNode {
@@ -52,6 +54,7 @@ impl TestNode {
             url: String::new(),
             mqtt: "127.0.0.1:0".parse().unwrap(),
             agent,
+            credentials: None,
         };
         node.launch();
         node
@@ -115,18 +118,36 @@ impl TestNode {
         self.launch();
     }
 
+    /// From now on the helpers call as user `name`.
+    pub fn login(&mut self, name: &str, password: &str) {
+        self.credentials = Some(basic(name, password));
+    }
+
+    /// `req` with the node's credentials, if it has any.
+    pub fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.credentials {
+            Some(c) => req.header("authorization", c),
+            None => req,
+        }
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
-        into_json(self.agent.get(format!("{}{path}", self.url)).call())
+        into_json(
+            self.authorized(self.agent.get(format!("{}{path}", self.url)))
+                .call(),
+        )
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        into_json(self.agent.delete(format!("{}{path}", self.url)).call())
+        into_json(
+            self.authorized(self.agent.delete(format!("{}{path}", self.url)))
+                .call(),
+        )
     }
 
     pub fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
         into_json(
-            self.agent
-                .put(format!("{}{path}", self.url))
+            self.authorized(self.agent.put(format!("{}{path}", self.url)))
                 .header("content-type", "application/json")
                 .send(body.to_string()),
         )
@@ -141,7 +162,7 @@ impl TestNode {
     }
 
     pub fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut req = self.agent.post(format!("{}{path}", self.url));
+        let mut req = self.authorized(self.agent.post(format!("{}{path}", self.url)));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -185,6 +206,13 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// An `Authorization: Basic …` header value.
+pub fn basic(name: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    format!("Basic {cred}")
 }
 
 /// An HTTP client that hands back 4xx/5xx responses instead of errors.

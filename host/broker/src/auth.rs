@@ -6,14 +6,19 @@
 //! ACL patterns are topic filters in which `%u` stands for the username and
 //! `%c` for the client id, so `devices/%c/#` gives each device its own tree.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
+use sha2::{Digest, Sha256};
 use sluice_core::{TenantId, TopicFilter, TopicName};
+
+/// Credentials remembered as verified, at most; when full, the memory is
+/// cleared and refilled (each entry costs one Argon2 verification again).
+const VERIFIED_CREDENTIALS_MAX: usize = 4096;
 
 /// One user as configured (the `sluice` binary reads the users file into these).
 #[derive(Debug, Clone)]
@@ -23,8 +28,9 @@ pub struct UserSpec {
     pub password_hash: String,
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
-    /// May make admin calls over HTTP (reversing tokens, reading the audit
-    /// log), with HTTP Basic credentials.
+    /// A superuser: every topic, whatever `publish` and `subscribe` say,
+    /// and the HTTP calls for admins (managing streams, handlers and
+    /// pipelines, `/metrics`, reversing tokens, the audit log).
     pub admin: bool,
 }
 
@@ -100,6 +106,8 @@ pub struct Principal {
     pub client_id: String,
     /// `None`: everything is allowed.
     acl: Option<Arc<Acl>>,
+    /// `admin = true` in the users file (or no users file at all).
+    pub admin: bool,
 }
 
 impl Principal {
@@ -154,6 +162,12 @@ struct User {
 pub struct Authenticator {
     users: Option<HashMap<String, User>>,
     allow_anonymous: bool,
+    /// Name and salted SHA-256 of password pairs that passed Argon2, so a
+    /// client sending the same credentials on every HTTP request pays the
+    /// deliberately slow hash once, not per request. The salt is random per
+    /// process; no password is kept.
+    verified: Mutex<HashSet<(String, [u8; 32])>>,
+    salt: [u8; 32],
 }
 
 impl Authenticator {
@@ -199,6 +213,8 @@ impl Authenticator {
         Ok(Self {
             users,
             allow_anonymous: options.allow_anonymous,
+            verified: Mutex::default(),
+            salt: rand::random(),
         })
     }
 
@@ -216,14 +232,15 @@ impl Authenticator {
         password: Option<&[u8]>,
         client_id: &str,
     ) -> Result<Principal, Refusal> {
-        let principal = |username: Option<&str>, acl| Principal {
+        let principal = |username: Option<&str>, acl, admin| Principal {
             tenant: TenantId::default_tenant(),
             username: username.map(str::to_owned),
             client_id: client_id.to_owned(),
             acl,
+            admin,
         };
         let Some(users) = &self.users else {
-            return Ok(principal(username, None));
+            return Ok(principal(username, None, true));
         };
         match (username, password) {
             (None, _) if self.allow_anonymous => {
@@ -231,12 +248,16 @@ impl Authenticator {
                     .get("anonymous")
                     .map(|u| u.acl.clone())
                     .unwrap_or_default();
-                Ok(principal(None, Some(acl)))
+                Ok(principal(None, Some(acl), false))
             }
             (None, _) => Err(Refusal::NotAuthorized),
             (Some(name), Some(pw)) => {
-                let user = verify(users, name, pw).ok_or(Refusal::BadCredentials)?;
-                Ok(principal(Some(name), Some(user.acl.clone())))
+                let user = self
+                    .verify(users, name, pw)
+                    .ok_or(Refusal::BadCredentials)?;
+                // An admin is a superuser: no ACL limits it.
+                let acl = (!user.admin).then(|| user.acl.clone());
+                Ok(principal(Some(name), acl, user.admin))
             }
             (Some(_), None) => Err(Refusal::BadCredentials),
         }
@@ -256,21 +277,61 @@ impl Authenticator {
         let (Some(name), Some(pw)) = (username, password) else {
             return Err(AdminRefusal::BadCredentials);
         };
-        let user = verify(users, name, pw).ok_or(AdminRefusal::BadCredentials)?;
+        let user = self
+            .verify(users, name, pw)
+            .ok_or(AdminRefusal::BadCredentials)?;
         if user.admin {
             Ok(name.to_owned())
         } else {
             Err(AdminRefusal::NotAdmin)
         }
     }
-}
 
-/// The user `name` if `password` is theirs (Argon2, blocking).
-fn verify<'a>(users: &'a HashMap<String, User>, name: &str, password: &[u8]) -> Option<&'a User> {
-    let user = users.get(name)?;
-    let hash = PasswordHash::new(&user.hash).ok()?;
-    Argon2::default().verify_password(password, &hash).ok()?;
-    Some(user)
+    /// Whether credentials would be answered from memory, without Argon2
+    /// (so a caller can skip moving the check off the I/O threads).
+    pub fn remembers(&self, name: &str, password: &[u8]) -> bool {
+        let key = (name.to_owned(), self.fingerprint(password));
+        self.verified
+            .lock()
+            .expect("credentials lock")
+            .contains(&key)
+    }
+
+    fn fingerprint(&self, password: &[u8]) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(password)
+            .finalize()
+            .into()
+    }
+
+    /// The user `name` if `password` is theirs: from memory, or by Argon2
+    /// (blocking). Only successes are remembered.
+    fn verify<'a>(
+        &self,
+        users: &'a HashMap<String, User>,
+        name: &str,
+        password: &[u8],
+    ) -> Option<&'a User> {
+        let user = users.get(name)?;
+        let key = (name.to_owned(), self.fingerprint(password));
+        if self
+            .verified
+            .lock()
+            .expect("credentials lock")
+            .contains(&key)
+        {
+            return Some(user);
+        }
+        let hash = PasswordHash::new(&user.hash).ok()?;
+        Argon2::default().verify_password(password, &hash).ok()?;
+        let mut verified = self.verified.lock().expect("credentials lock");
+        if verified.len() >= VERIFIED_CREDENTIALS_MAX {
+            verified.clear();
+        }
+        verified.insert(key);
+        Some(user)
+    }
 }
 
 /// Hashes a password for the users file (Argon2id, random salt).
@@ -342,6 +403,51 @@ mod tests {
         assert!(
             !p.may_subscribe(&f("alerts/#")),
             "a wider filter than granted"
+        );
+    }
+
+    #[test]
+    fn verified_credentials_are_remembered_and_wrong_ones_are_not() {
+        let alice = UserSpec {
+            name: "alice".into(),
+            password_hash: hash_password(b"wonderland"),
+            publish: vec![],
+            subscribe: vec![],
+            admin: true,
+        };
+        let auth = Authenticator::new(&AuthOptions {
+            users: Some(vec![alice]),
+            allow_anonymous: false,
+        })
+        .unwrap();
+        assert!(!auth.remembers("alice", b"wonderland"));
+        assert!(
+            auth.authenticate(Some("alice"), Some(b"nope"), "c")
+                .is_err()
+        );
+        assert!(
+            !auth.remembers("alice", b"nope"),
+            "a failure is not remembered"
+        );
+        let p = auth
+            .authenticate(Some("alice"), Some(b"wonderland"), "c")
+            .unwrap();
+        assert!(p.admin);
+        assert!(
+            p.may_publish(&TopicName::new("any/where").unwrap()),
+            "an admin is a superuser"
+        );
+        assert!(auth.remembers("alice", b"wonderland"));
+        assert!(!auth.remembers("alice", b"wonderlan"), "only that password");
+        assert!(!auth.remembers("bob", b"wonderland"), "only that user");
+        // Remembered or not, a wrong password still fails.
+        assert!(
+            auth.authenticate(Some("alice"), Some(b"nope"), "c")
+                .is_err()
+        );
+        assert!(
+            auth.authenticate_admin(Some("alice"), Some(b"wonderland"))
+                .is_ok()
         );
     }
 

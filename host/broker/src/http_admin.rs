@@ -11,15 +11,15 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode, header};
+use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use sluice_core::TenantId;
 
 use crate::auth::AdminRefusal;
 use crate::http_api::method_not_allowed;
+use crate::http_caller::basic_credentials;
 use crate::http_util::{ApiError, Resp, json, param, parse_json, query, read_body_limited};
 use crate::node::Node;
 use crate::vault::{AuditRecord, audit, audit_log};
@@ -124,7 +124,7 @@ async fn admin(node: &Arc<Node>, req: &Request<Incoming>) -> Result<String, ApiE
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     outcome.map_err(|r| match r {
         AdminRefusal::BadCredentials => ApiError {
-            challenge: Some("Basic realm=\"sluice-admin\""),
+            challenge: Some(crate::http_caller::CHALLENGE),
             ..ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -137,18 +137,4 @@ async fn admin(node: &Arc<Node>, req: &Request<Incoming>) -> Result<String, ApiE
             "this call is for admin users only (`admin = true` in the users file)",
         ),
     })
-}
-
-fn basic_credentials(headers: &hyper::HeaderMap) -> Option<(String, Vec<u8>)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let i = raw.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(raw[..i].to_vec()).ok()?;
-    Some((user, raw[i + 1..].to_vec()))
 }

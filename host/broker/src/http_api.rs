@@ -17,6 +17,7 @@ use serde_json::{Value, json as j};
 use sluice_core::{GroupName, Message, TenantId, TopicName};
 use sluice_log::StoredRecord;
 
+use crate::http_caller::Caller;
 use crate::http_util::{
     ApiError, Resp, empty, format_time, json, param, parse_json, parse_time, query, read_body,
 };
@@ -64,20 +65,25 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
     let tenant = TenantId::default_tenant();
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    if method == Method::GET && path == "/healthz" {
+        return Ok(json(StatusCode::OK, &j!({"status": "ok"})));
+    }
+    let caller = Caller::of(node, req.headers()).await?;
     if let Some(topic) = path.strip_prefix("/v1/topics/") {
         return match method {
-            Method::POST => publish(node, &tenant, topic, req).await,
+            Method::POST => publish(node, &tenant, &caller, topic, req).await,
             _ => Err(method_not_allowed()),
         };
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    authorize(node, &tenant, &caller, &method, &segments)?;
     match (method, segments.as_slice()) {
-        (Method::GET, ["healthz"]) => Ok(json(StatusCode::OK, &j!({"status": "ok"}))),
         (Method::GET, ["metrics"]) => Ok(metrics(node, &tenant)),
         (Method::GET, ["v1", "streams"]) => {
             let list: Vec<Value> = node
                 .streams(&tenant)
                 .iter()
+                .filter(|s| caller.can_read(s))
                 .map(|s| stream_info(node, s))
                 .collect();
             Ok(json(StatusCode::OK, &j!({"streams": list})))
@@ -136,6 +142,30 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
     }
 }
 
+/// What a route needs of its caller beyond being authenticated (see
+/// [`crate::http_caller`]); publishing is checked where the topic is parsed,
+/// and the admin routes check their own, stricter, credential.
+fn authorize(
+    node: &Node,
+    tenant: &TenantId,
+    caller: &Caller,
+    method: &Method,
+    segments: &[&str],
+) -> Result<(), ApiError> {
+    match (method, segments) {
+        (_, ["v1", "tokens" | "audit", ..]) => Ok(()),
+        (&Method::GET, ["v1", "streams"]) => Ok(()), // filtered to what the caller may read
+        (_, ["metrics"] | ["v1", "handlers" | "pipelines", ..]) => caller.must_be_admin(),
+        (&Method::PUT | &Method::DELETE, ["v1", "streams", _]) => caller.must_be_admin(),
+        (&Method::DELETE, ["v1", "streams", _, "groups", _]) => caller.must_be_admin(),
+        (_, ["v1", "streams", name, ..]) => match node.stream(tenant, name) {
+            Ok(s) => caller.may_read(&s),
+            Err(_) => Ok(()), // the route answers 404
+        },
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -147,6 +177,7 @@ pub(crate) fn method_not_allowed() -> ApiError {
 async fn publish(
     node: &Node,
     tenant: &TenantId,
+    caller: &Caller,
     raw_topic: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
@@ -161,6 +192,7 @@ async fn publish(
             "topics starting with '$' are reserved for the broker",
         ));
     }
+    caller.may_publish(&topic)?;
     let (parts, body) = req.into_parts();
     let text = |name: &str| -> Result<Option<String>, ApiError> {
         parts

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dedup;
 pub mod http_admin;
 pub mod http_api;
+pub mod http_caller;
 pub mod http_pipelines;
 pub mod http_util;
 pub mod meta;

@@ -48,6 +48,9 @@ pub struct PubArgs {
     /// The node's HTTP address.
     #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// NAME:PASSWORD of a user, for a node with a users file.
+    #[arg(long, env = "SLUICE_USER", hide_env_values = true)]
+    user: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +72,9 @@ pub struct ReadArgs {
     /// The node's HTTP address.
     #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// NAME:PASSWORD of a user, for a node with a users file.
+    #[arg(long, env = "SLUICE_USER", hide_env_values = true)]
+    user: Option<String>,
 }
 
 pub fn agent() -> ureq::Agent {
@@ -94,6 +100,20 @@ pub fn body_json(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<V
     Ok(v)
 }
 
+/// Adds HTTP Basic credentials (`NAME:PASSWORD`) to a request, if given.
+fn with_user<B>(req: ureq::RequestBuilder<B>, user: Option<&str>) -> ureq::RequestBuilder<B> {
+    match user {
+        Some(u) => req.header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(u)
+            ),
+        ),
+        None => req,
+    }
+}
+
 pub fn topic_url(base: &str, topic: &str) -> String {
     format!(
         "{}/v1/topics/{}",
@@ -113,7 +133,10 @@ pub fn publish(args: PubArgs) -> anyhow::Result<()> {
         (None, Some(f)) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         _ => bail!("give a payload or --file"),
     };
-    let mut req = agent().post(topic_url(&args.url, &args.topic));
+    let mut req = with_user(
+        agent().post(topic_url(&args.url, &args.topic)),
+        args.user.as_deref(),
+    );
     if let Some(k) = &args.key {
         req = req.header("sluice-key", k);
     }
@@ -153,11 +176,14 @@ pub fn publish(args: PubArgs) -> anyhow::Result<()> {
 pub fn read(args: ReadArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/').to_owned();
     let agent = agent();
+    let user = args.user.as_deref();
     let info = body_json(
-        agent
-            .get(format!("{base}/v1/streams/{}", args.stream))
-            .call()
-            .context("reading the stream")?,
+        with_user(
+            agent.get(format!("{base}/v1/streams/{}", args.stream)),
+            user,
+        )
+        .call()
+        .context("reading the stream")?,
     )?;
     let count = info["partitions"].as_array().map_or(0, Vec::len) as u32;
     let partitions: Vec<u32> = match args.partition {
@@ -180,14 +206,11 @@ pub fn read(args: ReadArgs) -> anyhow::Result<()> {
                 Some(o) => format!("offset={o}"),
                 None => from_param.clone(),
             };
-            let v = body_json(
-                agent
-                    .get(format!(
-                        "{base}/v1/streams/{}/partitions/{p}/messages?{q}&limit=500",
-                        args.stream
-                    ))
-                    .call()?,
-            )?;
+            let url = format!(
+                "{base}/v1/streams/{}/partitions/{p}/messages?{q}&limit=500",
+                args.stream
+            );
+            let v = body_json(with_user(agent.get(url), user).call()?)?;
             for m in v["messages"].as_array().into_iter().flatten() {
                 got += 1;
                 print_message(*p, m, args.json);
