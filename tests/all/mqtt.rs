@@ -709,6 +709,75 @@ fn a_subscriber_that_stops_reading_holds_its_publisher_back_once_not_for_ever() 
 }
 
 #[test]
+fn a_metadata_writer_that_falls_behind_slows_publishers_and_keeps_its_writes_in_order() {
+    // A write queue of 2: four QoS 1 publishers to a persistent subscriber
+    // keep the writer behind, so publishers wait for it; every stored copy
+    // must still land before the delete its acknowledgement causes.
+    let mut node = TestNode::start_with_config(Some(
+        "[mqtt]\nsys_interval = \"100ms\"\n[limits]\nmeta_queue_requests_max = 2\n",
+    ));
+    let mut connect = connect_packet(Version::V5, "kept");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
+    sub.subscribe("mw/#", QoS::AtLeastOnce);
+    let addr = node.mqtt;
+    let publishers: Vec<_> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|name| {
+            std::thread::spawn(move || {
+                let mut c = Client::simple(addr, Version::V5, &format!("pub-{name}"));
+                publish_numbered(&mut c, &format!("mw/{name}"), 0..150);
+            })
+        })
+        .collect();
+    let got = {
+        let mut got = Vec::new();
+        while got.len() < 600 {
+            match sub.recv_within(Duration::from_secs(10)) {
+                Some(Packet::Publish(p)) => {
+                    sub.ack(&p);
+                    got.push((
+                        p.topic.clone(),
+                        String::from_utf8(p.payload.to_vec()).unwrap(),
+                    ));
+                }
+                other => panic!("after {} messages: {other:?}", got.len()),
+            }
+        }
+        got
+    };
+    for p in publishers {
+        p.join().unwrap();
+    }
+    for name in ["a", "b", "c", "d"] {
+        let prefix = format!("mw/{name}/");
+        let from_one: Vec<String> = got
+            .iter()
+            .filter(|(t, _)| t.starts_with(&prefix))
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert_eq!(
+            from_one,
+            numbered(0..150),
+            "publisher {name}: each once, in order"
+        );
+    }
+    sub.expect_silence(Duration::from_millis(300));
+    let stats = sys_messages(&node);
+    assert!(stats["publisher_waits"] > 0, "publishers waited: {stats:?}");
+    // Every acknowledged copy was deleted after it was stored: nothing
+    // comes back after a restart.
+    drop(sub);
+    std::thread::sleep(Duration::from_millis(300));
+    node.stop();
+    node.restart();
+    let (mut sub, ack) = Client::connect(node.mqtt, connect);
+    assert!(ack.session_present);
+    sub.expect_silence(Duration::from_millis(500));
+}
+
+#[test]
 fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_order() {
     // A queue of 10 in memory, a receive window of 5: most of what follows
     // waits on disk.

@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use futures_util::FutureExt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Stream definitions: key `tenant/stream`, value the JSON [`crate::spec_doc::StreamDoc`].
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
@@ -96,8 +97,6 @@ fn parse_client_key<N: std::str::FromStr>(key: &str) -> Option<(&str, N)> {
     Some((client, n.parse().ok()?))
 }
 
-/// Metadata writes waiting for the writer thread; producers wait beyond this.
-const META_QUEUE_MAX: usize = 4096;
 /// Requests folded into one transaction at most.
 const META_BATCH_MAX: usize = 512;
 
@@ -189,7 +188,34 @@ struct Request {
 #[derive(Clone)]
 pub struct Meta {
     db: Arc<Database>,
-    tx: mpsc::Sender<Request>,
+    /// Unbounded so that [`Meta::enqueue`] never waits and never reorders;
+    /// [`Backlog`] is the bound: producers wait for room past its mark.
+    tx: mpsc::UnboundedSender<Request>,
+    backlog: Arc<Backlog>,
+}
+
+/// Requests queued for the writer thread, and those waiting for it to
+/// catch up.
+struct Backlog {
+    queued: AtomicUsize,
+    /// At or past this many queued requests, producers wait for room.
+    high: usize,
+    waited_on: AtomicBool,
+    drained: Notify,
+}
+
+impl Backlog {
+    fn low(&self) -> usize {
+        self.high / 2
+    }
+
+    /// The writer took `n` requests off the queue.
+    fn taken(&self, n: usize) {
+        let left = self.queued.fetch_sub(n, SeqCst) - n;
+        if left <= self.low() && self.waited_on.swap(false, SeqCst) {
+            self.drained.notify_waiters();
+        }
+    }
 }
 
 fn offset_key(stream: &str, group: &str, partition: u32) -> String {
@@ -206,9 +232,14 @@ fn offset_prefix(stream: &str, group: Option<&str>) -> (String, String) {
 
 impl Meta {
     /// Opens (or creates) `path`, keeping at most `cache_bytes` of its pages
-    /// in memory. redb locks the file, so a second node on the same data
+    /// in memory and making producers wait once `queue_requests_max` writes
+    /// are queued. redb locks the file, so a second node on the same data
     /// directory fails here instead of corrupting it.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, MetaError> {
+    pub fn open(
+        path: &Path,
+        cache_bytes: usize,
+        queue_requests_max: usize,
+    ) -> Result<Self, MetaError> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
@@ -227,23 +258,54 @@ impl Meta {
             }
             txn.commit().map_err(db_err)?;
         }
-        let (tx, rx) = mpsc::channel(META_QUEUE_MAX);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog {
+            queued: AtomicUsize::new(0),
+            high: queue_requests_max.max(2),
+            waited_on: AtomicBool::new(false),
+            drained: Notify::new(),
+        });
         let writer_db = db.clone();
+        let writer_backlog = backlog.clone();
         std::thread::Builder::new()
             .name("sluice-meta".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || writer_loop(&writer_db, rx, &writer_backlog))
             .map_err(db_err)?;
-        Ok(Self { db, tx })
+        Ok(Self { db, tx, backlog })
     }
 
-    /// Applies `writes` atomically; returns once they are durable.
+    /// Applies `writes` atomically; returns once they are durable. Waits
+    /// for room first when the writer is behind.
     pub async fn apply(&self, writes: Vec<MetaWrite>) -> Result<(), MetaError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request { writes, reply })
-            .await
-            .map_err(|_| MetaError::Closed)?;
-        rx.await.map_err(|_| MetaError::Closed)?
+        self.room().await;
+        self.enqueue(writes).await
+    }
+
+    /// Whether the writer is so far behind that producers should wait
+    /// ([`Meta::room`]) before queueing more.
+    pub fn congested(&self) -> bool {
+        self.backlog.queued.load(SeqCst) >= self.backlog.high
+    }
+
+    /// Returns once the queue is below its mark, or has drained to half
+    /// of it if it was at the mark.
+    pub async fn room(&self) {
+        let b = &self.backlog;
+        if b.queued.load(SeqCst) < b.high {
+            return;
+        }
+        loop {
+            let drained = b.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            // SeqCst pairs with the writer's decrement before its look at
+            // `waited_on`: one of the two sees the other.
+            b.waited_on.store(true, SeqCst);
+            if b.queued.load(SeqCst) <= b.low() {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// Queues `writes` now, in the caller's order relative to its other
@@ -255,20 +317,15 @@ impl Meta {
         writes: Vec<MetaWrite>,
     ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        // The queue holds META_QUEUE_MAX requests; past that the request is
-        // sent when first polled, which keeps it durable but not ordered.
-        let late = match self.tx.try_send(Request { writes, reply }) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(r)) => Some((self.tx.clone(), r)),
-            Err(mpsc::error::TrySendError::Closed(_)) => return futures_closed().left_future(),
-        };
-        async move {
-            if let Some((tx, r)) = late {
-                tx.send(r).await.map_err(|_| MetaError::Closed)?;
-            }
-            rx.await.map_err(|_| MetaError::Closed)?
+        // Always queued now, whatever the backlog: order is what callers
+        // rely on. The backlog is bounded by producers that look at
+        // `congested` and wait for `room`.
+        self.backlog.queued.fetch_add(1, SeqCst);
+        if self.tx.send(Request { writes, reply }).is_err() {
+            self.backlog.taken(1);
+            return futures_closed().left_future();
         }
-        .right_future()
+        async move { rx.await.map_err(|_| MetaError::Closed)? }.right_future()
     }
 
     /// Every stored stream definition, by `tenant/stream` key.
@@ -415,7 +472,7 @@ fn futures_closed() -> std::future::Ready<Result<(), MetaError>> {
     std::future::ready(Err(MetaError::Closed))
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Request>) {
+fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Request>, backlog: &Backlog) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < META_BATCH_MAX {
@@ -424,6 +481,7 @@ fn writer_loop(db: &Database, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
+        backlog.taken(batch.len());
         let result = apply_batch(db, &batch);
         for r in batch {
             let _ = r.reply.send(result.clone().map_err(MetaError::Db));
@@ -510,7 +568,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
-            let meta = Meta::open(&path, 1 << 20).unwrap();
+            let meta = Meta::open(&path, 1 << 20, 4096).unwrap();
             meta.apply(vec![
                 MetaWrite::PutStream {
                     key: "default/s".into(),
@@ -546,7 +604,7 @@ mod tests {
         }
         // The writer thread holds the database until its channel closes; give it a moment.
         let meta = loop {
-            match Meta::open(&path, 1 << 20) {
+            match Meta::open(&path, 1 << 20, 4096) {
                 Ok(m) => break m,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             }

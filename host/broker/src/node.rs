@@ -156,6 +156,7 @@ impl Node {
         let meta = Meta::open(
             &options.data_dir.join("meta.redb"),
             options.limits.meta_cache_bytes_max,
+            options.limits.meta_queue_requests_max,
         )
         .map_err(|e| {
             anyhow::anyhow!(

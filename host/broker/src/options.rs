@@ -53,6 +53,9 @@ pub struct Limits {
     pub vault_tokens_max: u64,
     /// Bytes of the metadata store's pages kept in memory (redb's cache).
     pub meta_cache_bytes_max: usize,
+    /// Metadata writes queued for the writer thread at which publishers
+    /// wait for it to catch up (to half).
+    pub meta_queue_requests_max: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             fetch_wait_ms_max: 30_000,
             vault_tokens_max: 10_000_000,
             meta_cache_bytes_max: 64 << 20,
+            meta_queue_requests_max: 4096,
         }
     }
 }

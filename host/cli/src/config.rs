@@ -208,6 +208,8 @@ pub struct LimitsSection {
     pub vault_tokens_max: Option<u64>,
     /// Metadata store pages kept in memory, e.g. `"64MiB"`.
     pub meta_cache_bytes_max: Option<Bytes>,
+    /// Metadata writes queued before publishers wait.
+    pub meta_queue_requests_max: Option<usize>,
 }
 
 /// A byte size written as `"10GiB"` or a plain integer.
@@ -444,6 +446,9 @@ impl ConfigFile {
         }
         if let Some(b) = self.limits.meta_cache_bytes_max {
             o.limits.meta_cache_bytes_max = b.0 as usize;
+        }
+        if let Some(n) = self.limits.meta_queue_requests_max {
+            o.limits.meta_queue_requests_max = n.max(2);
         }
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;

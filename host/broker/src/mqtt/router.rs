@@ -233,7 +233,8 @@ pub struct RouterStats {
     pub dropped_queue_full: AtomicU64,
     /// QoS 1/2 messages that waited on disk because a session's queue was full.
     pub spilled: AtomicU64,
-    /// Publishes after which the publisher waited for a subscriber to catch up.
+    /// Publishes after which the publisher waited for a subscriber (or the
+    /// metadata writer) to catch up.
     pub publisher_waits: AtomicU64,
 }
 

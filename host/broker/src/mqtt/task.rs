@@ -62,7 +62,7 @@ enum Wake {
     Read(std::io::Result<usize>),
     Ack(ReasonCode),
     Command(Option<ToConnection>),
-    /// The subscriber this publisher waited for has drained.
+    /// What this publisher waited for (a subscriber, the metadata writer) is done.
     Drained,
     Timeout,
 }
@@ -110,10 +110,11 @@ pub struct Task<S> {
     refill_at: Option<Instant>,
     /// Since when a refill has found nothing of a spill it knows of.
     refill_stalled_since: Option<Instant>,
-    /// A subscriber this client published to has fallen behind: its socket
-    /// is not read until that one drains (or the wait times out). Boxed:
-    /// an idle connection holds only the pointer.
-    congested: Option<Box<super::router::Congested>>,
+    /// A subscriber this client published to has fallen behind, or the
+    /// metadata writer has: the socket is not read until this is done
+    /// (the subscriber drained, the wait timed out, the writer caught up).
+    /// Boxed: an idle connection holds only the pointer.
+    waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -153,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             spilled_from: None,
             refill_at: None,
             refill_stalled_since: None,
-            congested: None,
+            waiting: None,
         }
     }
 
@@ -194,7 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                     socket,
                     rbuf,
                     mailbox,
-                    congested,
+                    waiting,
                     ..
                 } = &mut self;
                 let ack_ready = async {
@@ -203,10 +204,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         None => std::future::pending().await,
                     }
                 };
-                let reading = congested.is_none();
+                let reading = waiting.is_none();
                 let drained = async {
-                    match congested {
-                        Some(c) => c.drained().await,
+                    match waiting {
+                        Some(w) => w.await,
                         None => std::future::pending().await,
                     }
                 };
@@ -245,7 +246,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                         }
                     }
                 }
-                Wake::Drained => self.congested = None,
+                Wake::Drained => self.waiting = None,
                 Wake::Timeout => self.conn.handle_timeout(Instant::now()),
             }
         }
@@ -590,9 +591,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let (subscribers, held, congested) =
             self.node
                 .route_live(&message, p.qos, p.retain, publisher.as_deref());
-        if self.congested.is_none() {
-            // Read nothing more from this publisher until that subscriber catches up.
-            self.congested = congested.map(Box::new);
+        if self.waiting.is_none() {
+            // Read nothing more from this publisher until that subscriber,
+            // or the metadata writer, catches up.
+            if let Some(c) = congested {
+                self.waiting = Some(Box::pin(async move { c.drained().await }));
+            } else if self.node.meta.congested() {
+                self.node.router.stats.publisher_waits.fetch_add(1, Relaxed);
+                let meta = self.node.meta.clone();
+                self.waiting = Some(Box::pin(async move { meta.room().await }));
+            }
         }
         let captured = !pending.is_empty();
         // A persistent session records a QoS 2 id before its PUBREC leaves,
