@@ -826,6 +826,49 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
 }
 
 #[test]
+fn a_burst_to_a_stalled_persistent_subscriber_comes_back_whole() {
+    // A window of 1 and a queue of 10, so the connection can hold 11 while
+    // its mailbox holds 16: a burst leaves messages in the mailbox behind
+    // the first one that does not fit, with nothing routed after them.
+    let node = TestNode::start_with_config(Some("[mqtt]\nsession_queue_messages_max = 10\n"));
+    let mut connect = connect_packet(Version::V5, "burst");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    connect.properties.receive_maximum = Some(1);
+    let (mut sub, _) = Client::connect(node.mqtt, connect);
+    sub.subscribe("bu/#", QoS::AtLeastOnce);
+    let mut publ = Client::simple(node.mqtt, Version::V5, "burster");
+    for round in 0..5u32 {
+        let range = round * 16..(round + 1) * 16;
+        // Sent back to back, acknowledged after: they arrive as one burst.
+        for i in range.clone() {
+            publ.send(&Packet::Publish(sluice_mqtt::Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: format!("bu/{i}"),
+                packet_id: sluice_mqtt::PacketId::new(i as u16 + 1),
+                payload: sluice_mqtt::Bytes::from(format!("m{i}")),
+                properties: PublishProperties::default(),
+            }));
+        }
+        for _ in range.clone() {
+            match publ.recv() {
+                Some(Packet::PubAck(a)) => assert_eq!(a.reason, ReasonCode::SUCCESS),
+                other => panic!("expected PUBACK, got {other:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            read_acked(&mut sub, 16),
+            numbered(range),
+            "round {round}: all of the burst, in order"
+        );
+        sub.expect_silence(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
     let node = TestNode::start_with_config(Some("[mqtt]\nsession_queue_messages_max = 10\n"));
     let mut connect = connect_packet(Version::V5, "handover");

@@ -265,8 +265,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         match cmd {
             ToConnection::Deliver(d) => {
                 let store_id = d.store_id;
-                if store_id.is_some_and(|id| self.spilled_from.is_some_and(|from| id >= from)) {
-                    return; // behind messages on disk: it comes back from there
+                if let (Some(id), Some(from), Some(identity)) =
+                    (store_id, self.spilled_from, &self.identity)
+                    && id >= from
+                {
+                    // Behind messages on disk: it comes back from there. It
+                    // was routed before the spill began, so the spill may
+                    // not reach it yet.
+                    self.node
+                        .router
+                        .spill_from(&identity.client_id, identity.generation, id);
+                    return;
                 }
                 if self.conn.deliver(*d).is_err() {
                     match (store_id, &self.identity) {
@@ -499,6 +508,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 super::Router::merge_handed_over(handed, &mut attached.session);
                 attached.session_present = true;
             }
+        }
+        // What waits on disk comes back from there, and a stored message
+        // routed to this connection while the one it took over from was
+        // still spilling joins it, so order holds across the takeover.
+        if self.session.spilling.load(Relaxed) {
+            self.spilled_from = self.node.router.spill_window(&client_id).map(|s| s.from);
         }
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         // A session that starts fresh, or that ends with this connection,
