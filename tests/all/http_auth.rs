@@ -2,10 +2,10 @@
 //! route but `/healthz`, the same publish and subscribe ACLs as MQTT, and
 //! admin-only management.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::mqtt_auth::hash;
-use crate::support::{TestNode, basic, into_json};
+use crate::support::{TestNode, appended_streams, basic, call};
 
 fn node_with_users(extra_config: &str) -> TestNode {
     let users = format!(
@@ -41,31 +41,6 @@ subscribe = ["public/#"]
     node.create_stream("public", json!({"subjects": ["public/#"]}));
     node.create_stream("mixed", json!({"subjects": ["sensors/#", "billing/#"]}));
     node
-}
-
-/// `method path` with the given credentials header (or none): status, body
-/// and the `WWW-Authenticate` challenge.
-fn call(
-    node: &TestNode,
-    method: &str,
-    path: &str,
-    credentials: Option<&str>,
-    body: &[u8],
-) -> (u16, Value, Option<String>) {
-    let mut req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", node.url));
-    if let Some(c) = credentials {
-        req = req.header("authorization", c);
-    }
-    let resp = node.agent.run(req.body(body.to_vec()).unwrap());
-    let challenge = resp.as_ref().ok().and_then(|r| {
-        r.headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-    });
-    let (code, v) = into_json(resp);
-    (code, v, challenge)
 }
 
 fn status(node: &TestNode, method: &str, path: &str, who: Option<&str>) -> u16 {
@@ -123,14 +98,7 @@ fn publish_and_read_follow_the_users_acls() {
     // Publish: only where her publish ACL reaches.
     let (code, v, _) = call(&node, "POST", "/v1/topics/sensors/t1", alice, b"21.5");
     assert_eq!(code, 200, "{v}");
-    let mut streams: Vec<&str> = v["appends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["stream"].as_str().unwrap())
-        .collect();
-    streams.sort();
-    assert_eq!(streams, ["mixed", "sensors"], "{v}");
+    assert_eq!(appended_streams(&v), ["mixed", "sensors"], "{v}");
     let (code, v, _) = call(&node, "POST", "/v1/topics/public/news", alice, b"no");
     assert_eq!(code, 403, "{v}");
     assert_eq!(v["error"]["code"], "forbidden");

@@ -902,23 +902,9 @@ fn call_as(
     who: Option<(&str, &str)>,
     body: Option<&Value>,
 ) -> (u16, Value, Option<String>) {
-    let url = format!("{}{path}", node.url);
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    if let Some((u, p)) = who {
-        req = req.header("authorization", crate::support::basic(u, p));
-    }
-    let req = req
-        .header("content-type", "application/json")
-        .body(body.map(Value::to_string).unwrap_or_default())
-        .unwrap();
-    let resp = node.agent.run(req);
-    let challenge = resp.as_ref().ok().and_then(|r| {
-        r.headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-    });
-    let (code, v) = into_json(resp);
-    (code, v, challenge)
+    let credentials = who.map(|(u, p)| crate::support::basic(u, p));
+    let body = body.map(Value::to_string).unwrap_or_default();
+    crate::support::call(node, method, path, credentials.as_deref(), body.as_bytes())
 }
 
 #[test]

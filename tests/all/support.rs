@@ -208,6 +208,44 @@ impl Drop for TestNode {
     }
 }
 
+/// `method path` with `body` (sent as JSON) and an `Authorization` header
+/// value, or none: the status, the body and the `WWW-Authenticate` challenge.
+pub fn call(
+    node: &TestNode,
+    method: &str,
+    path: &str,
+    credentials: Option<&str>,
+    body: &[u8],
+) -> (u16, Value, Option<String>) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", node.url))
+        .header("content-type", "application/json");
+    if let Some(c) = credentials {
+        req = req.header("authorization", c);
+    }
+    let resp = node.agent.run(req.body(body.to_vec()).unwrap());
+    let challenge = resp.as_ref().ok().and_then(|r| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+    });
+    let (code, v) = into_json(resp);
+    (code, v, challenge)
+}
+
+/// The streams a publish reply says it was appended to, sorted.
+pub fn appended_streams(reply: &Value) -> Vec<&str> {
+    let mut streams: Vec<&str> = reply["appends"]
+        .as_array()
+        .expect("appends")
+        .iter()
+        .map(|a| a["stream"].as_str().unwrap())
+        .collect();
+    streams.sort();
+    streams
+}
+
 /// An `Authorization: Basic …` header value.
 pub fn basic(name: &str, password: &str) -> String {
     use base64::Engine as _;

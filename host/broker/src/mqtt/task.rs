@@ -115,6 +115,8 @@ pub struct Task<S> {
     /// (the subscriber drained, the wait timed out, the writer caught up).
     /// Boxed: an idle connection holds only the pointer.
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The connection's QoS 0 drops already added to the node's count.
+    qos0_dropped_reported: u64,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -155,6 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             refill_at: None,
             refill_stalled_since: None,
             waiting: None,
+            qos0_dropped_reported: 0,
         }
     }
 
@@ -252,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         }
         // Whoever waits for this connection to drain need not any more.
         self.session.report_backlog(0, 0, usize::MAX);
+        self.report_drops();
         // Publishes not yet acknowledged still owe their side effects
         // (durable appends, stored copies, retained writes): let them finish.
         for (_, _, ack) in self.acks.drain(..) {
@@ -307,11 +311,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         }
     }
 
-    /// Tells publishers waiting for this connection how far behind it is.
-    fn report_backlog(&self) {
+    /// Tells publishers waiting for this connection how far behind it is,
+    /// and the node how many QoS 0 messages its queue dropped (the oldest,
+    /// when full).
+    fn report_backlog(&mut self) {
         let low = self.node.options.mqtt.publisher_wait_backlog_messages / 2;
         self.session
             .report_backlog(self.conn.queued(), self.mailbox.len(), low);
+        self.report_drops();
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.conn.stats().qos0_dropped;
+        if dropped > self.qos0_dropped_reported {
+            self.node
+                .router
+                .stats
+                .dropped_queue_full
+                .fetch_add(dropped - self.qos0_dropped_reported, Relaxed);
+            self.qos0_dropped_reported = dropped;
+        }
     }
 
     /// Reads spilled messages back from disk once the session's queue has
