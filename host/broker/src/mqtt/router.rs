@@ -233,8 +233,9 @@ pub struct RouterStats {
     pub dropped_queue_full: AtomicU64,
     /// QoS 1/2 messages that waited on disk because a session's queue was full.
     pub spilled: AtomicU64,
-    /// Publishes after which the publisher waited for a subscriber (or the
-    /// metadata writer) to catch up.
+    /// Publishes routed to a subscriber that had fallen behind, or made
+    /// while the metadata writer had: each holds its publisher back, unless
+    /// it is waiting already.
     pub publisher_waits: AtomicU64,
 }
 
