@@ -439,9 +439,7 @@ fn sys_topics_report_broker_statistics() {
 #[test]
 fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup() {
     let mut node = TestNode::start();
-    let mut connect = connect_packet(Version::V5, "keeper");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let connect = persistent("keeper");
     let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
     sub.subscribe("k/#", QoS::AtLeastOnce);
 
@@ -482,9 +480,7 @@ fn qos1_messages_for_a_persistent_session_survive_kill_9_and_come_back_with_dup(
 fn a_qos2_publish_received_before_kill_9_is_not_delivered_twice_after_it() {
     let mut node = TestNode::start();
     node.create_stream("q2", json!({"subjects": ["q2/#"]}));
-    let mut connect = connect_packet(Version::V5, "exactly");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let connect = persistent("exactly");
     let publish = |payload: &'static [u8], dup: bool| {
         Packet::Publish(sluice_mqtt::Publish {
             dup,
@@ -566,14 +562,22 @@ fn numbered(range: std::ops::Range<u32>) -> Vec<String> {
     range.map(|i| format!("m{i}")).collect()
 }
 
-/// Reads `n` QoS 1 publishes, acknowledging each, and returns their payloads.
-fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
+/// A v5 CONNECT for a session that outlives its connection (600 s).
+fn persistent(client_id: &str) -> sluice_mqtt::Connect {
+    let mut connect = connect_packet(Version::V5, client_id);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval_s = Some(600);
+    connect
+}
+
+/// Reads `n` QoS 1 publishes, acknowledging each.
+fn read_acked_publishes(c: &mut Client, n: usize) -> Vec<sluice_mqtt::Publish> {
     let mut got = Vec::new();
     while got.len() < n {
         match c.recv_within(Duration::from_secs(10)) {
             Some(Packet::Publish(p)) => {
                 c.ack(&p);
-                got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+                got.push(p);
             }
             other => panic!(
                 "after {} messages: expected PUBLISH, got {other:?}",
@@ -582,6 +586,14 @@ fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
         }
     }
     got
+}
+
+/// Reads `n` QoS 1 publishes, acknowledging each, and returns their payloads.
+fn read_acked(c: &mut Client, n: usize) -> Vec<String> {
+    read_acked_publishes(c, n)
+        .into_iter()
+        .map(|p| String::from_utf8(p.payload.to_vec()).unwrap())
+        .collect()
 }
 
 /// The `$SYS/broker/messages/…` counters, by last topic level, as the
@@ -716,9 +728,7 @@ fn a_metadata_writer_that_falls_behind_slows_publishers_and_keeps_its_writes_in_
     let mut node = TestNode::start_with_config(Some(
         "[mqtt]\nsys_interval = \"100ms\"\n[limits]\nmeta_queue_requests_max = 2\n",
     ));
-    let mut connect = connect_packet(Version::V5, "kept");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let connect = persistent("kept");
     let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
     sub.subscribe("mw/#", QoS::AtLeastOnce);
     let addr = node.mqtt;
@@ -731,22 +741,10 @@ fn a_metadata_writer_that_falls_behind_slows_publishers_and_keeps_its_writes_in_
             })
         })
         .collect();
-    let got = {
-        let mut got = Vec::new();
-        while got.len() < 600 {
-            match sub.recv_within(Duration::from_secs(10)) {
-                Some(Packet::Publish(p)) => {
-                    sub.ack(&p);
-                    got.push((
-                        p.topic.clone(),
-                        String::from_utf8(p.payload.to_vec()).unwrap(),
-                    ));
-                }
-                other => panic!("after {} messages: {other:?}", got.len()),
-            }
-        }
-        got
-    };
+    let got: Vec<(String, String)> = read_acked_publishes(&mut sub, 600)
+        .into_iter()
+        .map(|p| (p.topic, String::from_utf8(p.payload.to_vec()).unwrap()))
+        .collect();
     for p in publishers {
         p.join().unwrap();
     }
@@ -784,9 +782,7 @@ fn a_persistent_subscriber_that_stops_reading_gets_every_message_from_disk_in_or
     let mut node = TestNode::start_with_config(Some(
         "[mqtt]\nsession_queue_messages_max = 10\nsys_interval = \"200ms\"\n",
     ));
-    let mut connect = connect_packet(Version::V5, "slow");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let mut connect = persistent("slow");
     connect.properties.receive_maximum = Some(5);
     let (mut sub, _) = Client::connect(node.mqtt, connect.clone());
     sub.subscribe("sp/#", QoS::AtLeastOnce);
@@ -831,9 +827,7 @@ fn a_burst_to_a_stalled_persistent_subscriber_comes_back_whole() {
     // its mailbox holds 16: a burst leaves messages in the mailbox behind
     // the first one that does not fit, with nothing routed after them.
     let node = TestNode::start_with_config(Some("[mqtt]\nsession_queue_messages_max = 10\n"));
-    let mut connect = connect_packet(Version::V5, "burst");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let mut connect = persistent("burst");
     connect.properties.receive_maximum = Some(1);
     let (mut sub, _) = Client::connect(node.mqtt, connect);
     sub.subscribe("bu/#", QoS::AtLeastOnce);
@@ -871,9 +865,7 @@ fn a_burst_to_a_stalled_persistent_subscriber_comes_back_whole() {
 #[test]
 fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
     let node = TestNode::start_with_config(Some("[mqtt]\nsession_queue_messages_max = 10\n"));
-    let mut connect = connect_packet(Version::V5, "handover");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let mut connect = persistent("handover");
     connect.properties.receive_maximum = Some(5);
     let (mut old, _) = Client::connect(node.mqtt, connect.clone());
     old.subscribe("ho/#", QoS::AtLeastOnce);
@@ -905,9 +897,7 @@ fn a_takeover_of_a_stalled_session_gets_what_waited_on_disk_in_order() {
 #[test]
 fn a_clean_start_discards_the_stored_session() {
     let mut node = TestNode::start();
-    let mut connect = connect_packet(Version::V5, "fickle");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let connect = persistent("fickle");
     let (mut c, _) = Client::connect(node.mqtt, connect.clone());
     c.subscribe("f/#", QoS::AtLeastOnce);
     drop(c);
@@ -953,9 +943,7 @@ fn absurdly_deep_filters_and_topics_are_refused_not_followed() {
 #[test]
 fn an_http_publish_to_an_offline_persistent_session_survives_kill_9() {
     let mut node = TestNode::start();
-    let mut connect = connect_packet(Version::V5, "offline-reader");
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval_s = Some(600);
+    let connect = persistent("offline-reader");
     let (mut c, _) = Client::connect(node.mqtt, connect.clone());
     c.subscribe("h/#", QoS::AtLeastOnce);
     c.send(&Packet::Disconnect(Default::default()));

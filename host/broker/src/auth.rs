@@ -58,16 +58,6 @@ pub enum AuthError {
     Duplicate(String),
 }
 
-/// Why an admin call was refused; maps to an HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminRefusal {
-    /// No credentials, or wrong ones: 401.
-    BadCredentials,
-    /// A valid user who is not an admin, or a node with no users file (and
-    /// so no admins): 403.
-    NotAdmin,
-}
-
 /// Why a CONNECT was refused; maps to a CONNACK reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -263,46 +253,27 @@ impl Authenticator {
         }
     }
 
-    /// Checks the credentials of an admin call. Blocking (Argon2). A node
-    /// without a users file has no admins, so every admin call is refused:
-    /// reversing tokens is never open to anyone who can reach the port.
-    pub fn authenticate_admin(
-        &self,
-        username: Option<&str>,
-        password: Option<&[u8]>,
-    ) -> Result<String, AdminRefusal> {
-        let Some(users) = &self.users else {
-            return Err(AdminRefusal::NotAdmin);
-        };
-        let (Some(name), Some(pw)) = (username, password) else {
-            return Err(AdminRefusal::BadCredentials);
-        };
-        let user = self
-            .verify(users, name, pw)
-            .ok_or(AdminRefusal::BadCredentials)?;
-        if user.admin {
-            Ok(name.to_owned())
-        } else {
-            Err(AdminRefusal::NotAdmin)
-        }
-    }
-
     /// Whether credentials would be answered from memory, without Argon2
     /// (so a caller can skip moving the check off the I/O threads).
     pub fn remembers(&self, name: &str, password: &[u8]) -> bool {
-        let key = (name.to_owned(), self.fingerprint(password));
-        self.verified
-            .lock()
-            .expect("credentials lock")
-            .contains(&key)
+        self.is_verified(&self.key(name, password))
     }
 
-    fn fingerprint(&self, password: &[u8]) -> [u8; 32] {
-        Sha256::new()
+    /// What a verified pair is remembered by.
+    fn key(&self, name: &str, password: &[u8]) -> (String, [u8; 32]) {
+        let fingerprint = Sha256::new()
             .chain_update(self.salt)
             .chain_update(password)
             .finalize()
-            .into()
+            .into();
+        (name.to_owned(), fingerprint)
+    }
+
+    fn is_verified(&self, key: &(String, [u8; 32])) -> bool {
+        self.verified
+            .lock()
+            .expect("credentials lock")
+            .contains(key)
     }
 
     /// The user `name` if `password` is theirs: from memory, or by Argon2
@@ -314,13 +285,8 @@ impl Authenticator {
         password: &[u8],
     ) -> Option<&'a User> {
         let user = users.get(name)?;
-        let key = (name.to_owned(), self.fingerprint(password));
-        if self
-            .verified
-            .lock()
-            .expect("credentials lock")
-            .contains(&key)
-        {
+        let key = self.key(name, password);
+        if self.is_verified(&key) {
             return Some(user);
         }
         let hash = PasswordHash::new(&user.hash).ok()?;
@@ -446,8 +412,9 @@ mod tests {
                 .is_err()
         );
         assert!(
-            auth.authenticate_admin(Some("alice"), Some(b"wonderland"))
-                .is_ok()
+            auth.authenticate(Some("alice"), Some(b"wonderland"), "c")
+                .is_ok_and(|p| p.admin),
+            "remembered, still an admin"
         );
     }
 

@@ -1,5 +1,5 @@
-//! The admin routes, the only ones that need an admin credential (HTTP
-//! Basic, a user with `admin = true` in the users file):
+//! The vault's routes, for admins (HTTP Basic, a user with `admin = true`
+//! in the users file; [`crate::http_caller`] has authenticated the call):
 //!
 //! - `POST /v1/tokens/reverse` with `{"tokens": ["tok_…", …]}` looks up
 //!   what tokens stand for. The call is written to the audit log before
@@ -17,9 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sluice_core::TenantId;
 
-use crate::auth::AdminRefusal;
 use crate::http_api::method_not_allowed;
-use crate::http_caller::basic_credentials;
+use crate::http_caller::Caller;
 use crate::http_util::{ApiError, Resp, json, param, parse_json, query, read_body_limited};
 use crate::node::Node;
 use crate::vault::{AuditRecord, audit, audit_log};
@@ -34,14 +33,15 @@ const AUDIT_READ_MAX: usize = 1000;
 pub async fn route(
     node: &Arc<Node>,
     tenant: &TenantId,
+    caller: &Caller,
     method: Method,
     segments: &[&str],
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     match (method, segments) {
-        (Method::POST, ["v1", "tokens", "reverse"]) => reverse(node, tenant, req).await,
+        (Method::POST, ["v1", "tokens", "reverse"]) => reverse(node, tenant, caller, req).await,
         (Method::GET, ["v1", "audit"]) => {
-            admin(node, &req).await?;
+            admin(node, caller)?;
             let q = query(req.uri().query());
             let limit = param::<usize>(&q, "limit")?
                 .unwrap_or(100)
@@ -66,9 +66,10 @@ struct ReverseDoc {
 async fn reverse(
     node: &Arc<Node>,
     tenant: &TenantId,
+    caller: &Caller,
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
-    let user = admin(node, &req).await?;
+    let user = admin(node, caller)?;
     let (parts, body) = req.into_parts();
     let body = read_body_limited(
         &parts.headers,
@@ -112,29 +113,16 @@ async fn reverse(
     Ok(json(StatusCode::OK, &json!({"results": results})))
 }
 
-/// The admin's name, from the request's Basic credentials.
-async fn admin(node: &Arc<Node>, req: &Request<Incoming>) -> Result<String, ApiError> {
-    let (user, password) = basic_credentials(req.headers()).unzip();
-    let auth = node.auth.clone();
-    // Argon2 is slow on purpose: off the I/O threads.
-    let outcome = tokio::task::spawn_blocking(move || {
-        auth.authenticate_admin(user.as_deref(), password.as_deref())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    outcome.map_err(|r| match r {
-        AdminRefusal::BadCredentials => ApiError {
-            challenge: Some(crate::http_caller::CHALLENGE),
-            ..ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this call needs the Basic credentials of an admin user",
-            )
-        },
-        AdminRefusal::NotAdmin => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this call is for admin users only (`admin = true` in the users file)",
-        ),
-    })
+/// The admin's name. A node without a users file has no admins (403); a
+/// caller without credentials is asked for them (401), one who is not an
+/// admin refused (403).
+fn admin(node: &Node, caller: &Caller) -> Result<String, ApiError> {
+    if !node.auth.checks_passwords() {
+        return Err(crate::http_caller::not_admin());
+    }
+    let Some(name) = caller.username() else {
+        return Err(crate::http_caller::unauthorized());
+    };
+    caller.must_be_admin()?;
+    Ok(name.to_owned())
 }

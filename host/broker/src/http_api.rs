@@ -129,7 +129,7 @@ async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiErro
             reset(node, &tenant, name, g, req).await
         }
         (method, ["v1", "tokens" | "audit", ..]) => {
-            crate::http_admin::route(node, &tenant, method, &segments, req).await
+            crate::http_admin::route(node, &tenant, &caller, method, &segments, req).await
         }
         (method, ["v1", "handlers" | "pipelines", ..]) => {
             crate::http_pipelines::route(node, &tenant, method, &segments, req).await

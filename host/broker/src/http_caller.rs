@@ -22,7 +22,7 @@ use crate::node::Node;
 use crate::stream::Stream;
 
 /// The `WWW-Authenticate` challenge of a 401 from the API.
-pub const CHALLENGE: &str = "Basic realm=\"sluice\"";
+const CHALLENGE: &str = "Basic realm=\"sluice\"";
 
 /// An authenticated caller of the HTTP API.
 pub struct Caller {
@@ -51,15 +51,13 @@ impl Caller {
         };
         match outcome {
             Ok(principal) => Ok(Caller { principal }),
-            Err(Refusal::BadCredentials | Refusal::NotAuthorized) => Err(ApiError {
-                challenge: Some(CHALLENGE),
-                ..ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this node has users: send the HTTP Basic credentials of one",
-                )
-            }),
+            Err(Refusal::BadCredentials | Refusal::NotAuthorized) => Err(unauthorized()),
         }
+    }
+
+    /// The user's name; `None` for an anonymous caller.
+    pub fn username(&self) -> Option<&str> {
+        self.principal.username.as_deref()
     }
 
     pub fn may_publish(&self, topic: &TopicName) -> Result<(), ApiError> {
@@ -92,10 +90,25 @@ impl Caller {
         if self.principal.admin {
             return Ok(());
         }
-        Err(forbidden(
-            "this call is for admin users only (`admin = true` in the users file)".into(),
-        ))
+        Err(not_admin())
     }
+}
+
+/// 401, with the challenge that asks for Basic credentials.
+pub fn unauthorized() -> ApiError {
+    ApiError {
+        challenge: Some(CHALLENGE),
+        ..ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this node has users: send the HTTP Basic credentials of one",
+        )
+    }
+}
+
+/// 403 for a call only admins may make.
+pub fn not_admin() -> ApiError {
+    forbidden("this call is for admin users only (`admin = true` in the users file)".into())
 }
 
 fn forbidden(message: String) -> ApiError {
@@ -103,7 +116,7 @@ fn forbidden(message: String) -> ApiError {
 }
 
 /// The user and password of an `Authorization: Basic …` header.
-pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

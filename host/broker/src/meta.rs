@@ -9,11 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use futures_util::FutureExt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::drain::Drain;
 
 /// Stream definitions: key `tenant/stream`, value the JSON [`crate::spec_doc::StreamDoc`].
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
@@ -200,8 +202,7 @@ struct Backlog {
     queued: AtomicUsize,
     /// At or past this many queued requests, producers wait for room.
     high: usize,
-    waited_on: AtomicBool,
-    drained: Notify,
+    drain: Drain,
 }
 
 impl Backlog {
@@ -212,8 +213,8 @@ impl Backlog {
     /// The writer took `n` requests off the queue.
     fn taken(&self, n: usize) {
         let left = self.queued.fetch_sub(n, SeqCst) - n;
-        if left <= self.low() && self.waited_on.swap(false, SeqCst) {
-            self.drained.notify_waiters();
+        if left <= self.low() {
+            self.drain.wake();
         }
     }
 }
@@ -262,8 +263,7 @@ impl Meta {
         let backlog = Arc::new(Backlog {
             queued: AtomicUsize::new(0),
             high: queue_requests_max.max(2),
-            waited_on: AtomicBool::new(false),
-            drained: Notify::new(),
+            drain: Drain::default(),
         });
         let writer_db = db.clone();
         let writer_backlog = backlog.clone();
@@ -294,18 +294,7 @@ impl Meta {
         if b.queued.load(SeqCst) < b.high {
             return;
         }
-        loop {
-            let drained = b.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            // SeqCst pairs with the writer's decrement before its look at
-            // `waited_on`: one of the two sees the other.
-            b.waited_on.store(true, SeqCst);
-            if b.queued.load(SeqCst) <= b.low() {
-                return;
-            }
-            drained.await;
-        }
+        b.drain.wait(|| b.queued.load(SeqCst) <= b.low()).await;
     }
 
     /// Queues `writes` now, in the caller's order relative to its other

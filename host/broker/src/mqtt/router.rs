@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sluice_core::{FilterTrie, Message, TopicFilter, TopicName};
 use sluice_mqtt::{Delivery, PublishProperties, QoS, RetainHandling, SessionState, Subscription};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::drain::Drain;
 
 /// Messages a session whose client is offline keeps in memory; a
 /// persistent session's further messages wait on disk (see [`Spill`]).
@@ -46,12 +48,11 @@ pub struct SessionShared {
     /// Messages the connection has queued and not yet written to its
     /// socket, as it last reported (its mailbox is counted apart).
     pub queued: AtomicUsize,
-    /// A publisher waits for the backlog to drain ([`Congested::drained`]).
-    waited_on: AtomicBool,
+    /// Publishers waiting for the backlog to drain ([`Congested::drained`]).
+    drain: Drain,
     /// The backlog did not drain within a publisher's wait: publishers
     /// stop waiting for this session until it has drained.
     stalled: AtomicBool,
-    drained: Notify,
 }
 
 impl SessionShared {
@@ -66,13 +67,13 @@ impl SessionShared {
     /// waits in its mailbox; at or below `low`, publishers waiting for it
     /// go on, and a stalled session counts as draining again.
     pub fn report_backlog(&self, queued: usize, mailbox: usize, low: usize) {
-        // SeqCst pairs with the waiter's store of `waited_on` before its
-        // look at `queued`: one of the two sees the other.
+        // SeqCst: see [`Drain`].
         self.queued.store(queued, SeqCst);
-        if (self.waited_on.load(SeqCst) || self.stalled.load(Relaxed)) && queued + mailbox <= low {
-            self.waited_on.store(false, Relaxed);
-            self.stalled.store(false, Relaxed);
-            self.drained.notify_waiters();
+        if queued + mailbox <= low {
+            if self.stalled.load(Relaxed) {
+                self.stalled.store(false, Relaxed);
+            }
+            self.drain.wake();
         }
     }
 }
@@ -89,32 +90,26 @@ pub struct Congested {
     wait_max: Duration,
 }
 
-impl Congested {
-    fn backlog(&self) -> usize {
-        let in_mailbox = self.mailbox.max_capacity() - self.mailbox.capacity();
-        in_mailbox + self.session.queued.load(SeqCst)
-    }
+/// Messages waiting for a connection: in its mailbox, and queued in it as
+/// it last reported.
+fn backlog(session: &SessionShared, mailbox: &mpsc::Sender<ToConnection>) -> usize {
+    let in_mailbox = mailbox.max_capacity() - mailbox.capacity();
+    in_mailbox + session.queued.load(SeqCst)
+}
 
+impl Congested {
     /// Returns when the subscriber has drained to the low-water mark, or
     /// when the wait has lasted `wait_max` (the subscriber is then stalled).
     pub async fn drained(&self) {
         let deadline = tokio::time::Instant::from_std(self.since + self.wait_max);
-        loop {
-            let notified = self.session.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            self.session.waited_on.store(true, SeqCst);
-            if self.session.stalled.load(Relaxed) || self.backlog() <= self.low {
-                return;
-            }
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    self.session.stalled.store(true, Relaxed);
-                    self.session.drained.notify_waiters();
-                    return;
-                }
-            }
+        let caught_up = || {
+            self.session.stalled.load(Relaxed) || backlog(&self.session, &self.mailbox) <= self.low
+        };
+        let waited = tokio::time::timeout_at(deadline, self.session.drain.wait(caught_up)).await;
+        if waited.is_err() {
+            self.session.stalled.store(true, Relaxed);
+            // Other publishers waiting for it go on too.
+            self.session.drain.wake_all();
         }
     }
 }
@@ -122,7 +117,7 @@ impl Congested {
 impl std::fmt::Debug for Congested {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Congested")
-            .field("backlog", &self.backlog())
+            .field("backlog", &backlog(&self.session, &self.mailbox))
             .field("low", &self.low)
             .finish_non_exhaustive()
     }
@@ -638,8 +633,7 @@ impl Router {
                 && session.spill.is_some()
             {
                 // Behind messages on disk, this one waits there too.
-                session.spill(id, false);
-                self.stats.spilled.fetch_add(1, Relaxed);
+                self.spill(session, id);
                 continue;
             }
             if let Some(tx) = &session.mailbox {
@@ -656,10 +650,7 @@ impl Router {
                 (Some(state), _) if state.pending.len() < OFFLINE_QUEUE_MESSAGES_MAX => {
                     state.pending.push_back(delivery);
                 }
-                (Some(_), Some(id)) => {
-                    session.spill(id, false);
-                    self.stats.spilled.fetch_add(1, Relaxed);
-                }
+                (Some(_), Some(id)) => self.spill(session, id),
                 _ => {}
             }
         }
@@ -674,10 +665,7 @@ impl Router {
             {
                 // A stored copy waits on disk for room; anything else is lost.
                 match (store_id, st.sessions.get_mut(&client)) {
-                    (Some(id), Some(session)) => {
-                        session.spill(id, false);
-                        self.stats.spilled.fetch_add(1, Relaxed);
-                    }
+                    (Some(id), Some(session)) => self.spill(session, id),
                     _ => {
                         self.stats.dropped_queue_full.fetch_add(1, Relaxed);
                     }
@@ -706,8 +694,7 @@ impl Router {
         if high == 0 || session.stalled.load(Relaxed) {
             return None;
         }
-        let in_mailbox = mailbox.max_capacity() - mailbox.capacity();
-        if in_mailbox + session.queued.load(Relaxed) < high {
+        if backlog(session, mailbox) < high {
             return None;
         }
         Some(Congested {
@@ -789,6 +776,12 @@ impl Router {
         st.sessions.insert(client_id.to_owned(), session);
     }
 
+    /// Adds stored message `id` to `session`'s spill, and counts it.
+    fn spill(&self, session: &mut Session, id: u64) {
+        session.spill(id, false);
+        self.stats.spilled.fetch_add(1, Relaxed);
+    }
+
     /// A connection of session `generation` of `client_id` could not
     /// queue stored message `id` (its queue was full, or it was being taken
     /// over): it and every later one wait on disk, for whichever connection
@@ -798,8 +791,7 @@ impl Router {
         if let Some(s) = self.lock().sessions.get_mut(client_id)
             && s.generation == generation
         {
-            s.spill(id, false);
-            self.stats.spilled.fetch_add(1, Relaxed);
+            self.spill(s, id);
         }
     }
 

@@ -269,36 +269,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         match cmd {
             ToConnection::Deliver(d) => {
                 let store_id = d.store_id;
-                if let (Some(id), Some(from), Some(identity)) =
-                    (store_id, self.spilled_from, &self.identity)
-                    && id >= from
-                {
-                    // Behind messages on disk: it comes back from there. It
-                    // was routed before the spill began, so the spill may
-                    // not reach it yet.
-                    self.node
-                        .router
-                        .spill_from(&identity.client_id, identity.generation, id);
+                // Behind messages on disk, a stored copy comes back from
+                // there; routed before the spill began, it may not be in
+                // it yet, so it joins it.
+                let behind_spill = matches!(
+                    (store_id, self.spilled_from),
+                    (Some(id), Some(from)) if id >= from
+                );
+                if !behind_spill && self.conn.deliver(*d).is_ok() {
                     return;
                 }
-                if self.conn.deliver(*d).is_err() {
-                    match (store_id, &self.identity) {
-                        // A stored copy waits on disk for room.
-                        (Some(id), Some(identity)) => {
-                            self.node.router.spill_from(
-                                &identity.client_id,
-                                identity.generation,
-                                id,
-                            );
-                            self.spilled_from = Some(self.spilled_from.map_or(id, |f| f.min(id)));
-                        }
-                        _ => {
-                            self.node
-                                .router
-                                .stats
-                                .dropped_queue_full
-                                .fetch_add(1, Relaxed);
-                        }
+                match (store_id, &self.identity) {
+                    // A stored copy waits on disk for room.
+                    (Some(id), Some(identity)) => {
+                        self.node
+                            .router
+                            .spill_from(&identity.client_id, identity.generation, id);
+                        self.spilled_from = Some(self.spilled_from.map_or(id, |f| f.min(id)));
+                    }
+                    _ => {
+                        self.node
+                            .router
+                            .stats
+                            .dropped_queue_full
+                            .fetch_add(1, Relaxed);
                     }
                 }
             }
