@@ -34,6 +34,15 @@ const STDIO_CAPTURE_BYTES: usize = 4096;
 /// ends the instance instead of growing host memory.
 const RESOURCE_TABLE_ENTRIES_MAX: usize = 1024;
 
+/// An instance whose linear memory has grown past this share (in
+/// per-mille) of its headroom — from its size after `init` up to
+/// `memory_bytes_max` — is replaced after the call that grew it, before a
+/// later message fails on the limit. It is what keeps guests that leak per
+/// call (ComponentizeJS and componentize-py keep every payload) serving
+/// without a `memory_limit` dead letter; guests that free what they
+/// allocate never get near it.
+const RECYCLE_AT_HEADROOM_PER_MILLE: usize = 750;
+
 /// Running totals of one handler, for pipeline status and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HandlerStats {
@@ -47,6 +56,9 @@ pub struct HandlerStats {
     pub fuel_consumed: u64,
     pub instances_started: u64,
     pub instances_discarded: u64,
+    /// Instances replaced because their memory neared `memory_bytes_max`
+    /// (see `RECYCLE_AT_HEADROOM_PER_MILLE`); also counted as discarded.
+    pub memory_recycles: u64,
     pub log_lines_dropped: u64,
     pub counters_dropped: u64,
 }
@@ -71,6 +83,8 @@ struct Instance {
     store: Store<StoreData>,
     bindings: Handler,
     calls: u64,
+    /// Linear memory bytes past which the instance is recycled.
+    recycle_at_memory_bytes: usize,
 }
 
 #[derive(Default)]
@@ -242,7 +256,11 @@ impl LoadedHandler {
                 if !out.is_empty() {
                     tracing::debug!(target: "sluice_wasm::guest", handler = %self.ident.name, "stdio: {}", out.trim_end());
                 }
-                if inst.calls >= self.limits.calls_per_instance_max {
+                let near_limit = data.limiter.memory_bytes >= inst.recycle_at_memory_bytes;
+                if near_limit {
+                    self.stats.memory_recycles += 1;
+                }
+                if near_limit || inst.calls >= self.limits.calls_per_instance_max {
                     self.discard();
                 }
                 r
@@ -319,10 +337,14 @@ impl LoadedHandler {
         match bindings.call_init(&mut store, &self.config) {
             Ok(Ok(())) => {
                 store.data_mut().host.kv.commit();
+                let limiter = &store.data().limiter;
+                let recycle_at_memory_bytes =
+                    recycle_threshold(limiter.memory_bytes, limiter.memory_bytes_max);
                 self.instance = Some(Instance {
                     store,
                     bindings,
                     calls: 0,
+                    recycle_at_memory_bytes,
                 });
                 Ok(())
             }
@@ -363,6 +385,13 @@ impl LoadedHandler {
             counters: host.counters,
         };
     }
+}
+
+/// The memory size at which an instance that started at `started_bytes`
+/// is recycled: `RECYCLE_AT_HEADROOM_PER_MILLE` of the way to `max_bytes`.
+fn recycle_threshold(started_bytes: usize, max_bytes: usize) -> usize {
+    let headroom = max_bytes.saturating_sub(started_bytes);
+    started_bytes + headroom / 1000 * RECYCLE_AT_HEADROOM_PER_MILLE
 }
 
 /// Sets fuel, the epoch deadline and per-call host budgets for a call that
