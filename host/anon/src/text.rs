@@ -25,6 +25,7 @@ pub fn right_boundary(s: &[u8], i: usize, extra: &[u8]) -> bool {
 
 /// Whether one of `words` appears (case-insensitively, as a word start) in
 /// the `window` bytes before `start`, or in `extra_context` (a JSON key).
+/// Every word must begin with an ASCII letter.
 pub fn has_context(
     s: &[u8],
     start: usize,
@@ -41,13 +42,27 @@ pub fn has_context(
         from += cut + 1;
     }
     let before = &s[from..start];
+    // One walk over the word starts of `hay`, comparing only the words
+    // with the same first letter (every context word starts with one).
     let hit = |hay: &[u8]| {
-        words.iter().any(|w| {
-            let w = w.as_bytes();
-            hay.windows(w.len()).enumerate().any(|(i, win)| {
-                win.eq_ignore_ascii_case(w) && (i == 0 || !hay[i - 1].is_ascii_alphabetic())
-            })
-        })
+        let mut prev_alpha = false;
+        for (i, &b) in hay.iter().enumerate() {
+            let alpha = b.is_ascii_alphabetic();
+            if alpha && !prev_alpha {
+                let rest = &hay[i..];
+                let found = words.iter().any(|w| {
+                    let w = w.as_bytes();
+                    w[0].eq_ignore_ascii_case(&b)
+                        && rest.len() >= w.len()
+                        && rest[..w.len()].eq_ignore_ascii_case(w)
+                });
+                if found {
+                    return true;
+                }
+            }
+            prev_alpha = alpha;
+        }
+        false
     };
     hit(before) || hit(extra_context.as_bytes())
 }

@@ -95,7 +95,12 @@ pub(super) fn digit_run(s: &[u8], i: usize, max_digits: usize) -> (usize, Vec<u8
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
+    for &c in ctx.number_starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
         if !s[i].is_ascii_digit() || !left_boundary(s, i, b"-.,") {
             i += 1;
             continue;

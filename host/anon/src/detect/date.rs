@@ -52,30 +52,30 @@ pub fn valid(y: u32, m: u32, d: u32) -> bool {
 }
 
 /// A month name or its three-letter abbreviation at `i`: (month, end).
+/// Called at every word of a text, so it compares bytes and allocates
+/// nothing: the first three letters pick the only month it can be.
 fn month_name(s: &[u8], i: usize) -> Option<(u32, usize)> {
-    let mut j = i;
+    let head = s.get(i..i + 3)?;
+    let p = MONTHS
+        .iter()
+        .position(|m| m.as_bytes()[..3].eq_ignore_ascii_case(head))?;
+    let mut j = i + 3;
     while j < s.len() && s[j].is_ascii_alphabetic() {
         j += 1;
     }
-    let word = std::str::from_utf8(&s[i..j]).ok()?.to_ascii_lowercase();
-    let word = word.strip_suffix('.').unwrap_or(&word);
-    MONTHS
-        .iter()
-        .position(|m| {
-            *m == word
-                || (word.len() == 3 && m.starts_with(word))
-                || (word == "sept" && *m == "september")
-        })
-        .map(|p| {
-            (
-                p as u32 + 1,
-                if j < s.len() && s[j] == b'.' {
-                    j + 1
-                } else {
-                    j
-                },
-            )
-        })
+    let word = &s[i..j];
+    let month = MONTHS[p].as_bytes();
+    let named = word.len() == 3
+        || word.eq_ignore_ascii_case(month)
+        || (p == 8 && word.eq_ignore_ascii_case(b"sept"));
+    named.then(|| {
+        let end = if j < s.len() && s[j] == b'.' {
+            j + 1
+        } else {
+            j
+        };
+        (p as u32 + 1, end)
+    })
 }
 
 fn digits_at(s: &[u8], i: usize, min: usize, max: usize) -> Option<(u32, usize)> {
@@ -172,7 +172,12 @@ fn parse_at(s: &[u8], i: usize) -> Option<(u32, u32, u32, usize)> {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
+    for &c in ctx.starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
         if !(s[i].is_ascii_alphanumeric()) || !left_boundary(s, i, b"-/.:") {
             i += 1;
             continue;

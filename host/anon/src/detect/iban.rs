@@ -2,6 +2,7 @@
 //! account part, optionally in groups of four, passing the ISO 7064 mod-97
 //! check.
 
+use super::Ctx;
 use crate::entity::{EntityKind, Match};
 use crate::text::{left_boundary, right_boundary};
 
@@ -96,9 +97,17 @@ pub fn mod97_ok(iban: &[u8]) -> bool {
     rem == 1
 }
 
-pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
+pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i + 15 <= s.len() {
+    for &c in ctx.starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
+        if i + 15 > s.len() {
+            break;
+        }
         let head = &s[i..i + 4];
         let starts = head[0].is_ascii_uppercase()
             && head[1].is_ascii_uppercase()

@@ -27,7 +27,12 @@ fn octet(s: &[u8], i: usize) -> Option<(u32, usize)> {
 
 pub(super) fn find_v4(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
+    for &c in ctx.number_starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
         if !s[i].is_ascii_digit() || !left_boundary(s, i, b".") {
             i += 1;
             continue;
@@ -54,9 +59,10 @@ pub(super) fn find_v4(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
         let tail_ok = j >= s.len()
             || !(s[j].is_ascii_alphanumeric()
                 || (s[j] == b'.' && j + 1 < s.len() && s[j + 1].is_ascii_digit()));
-        let versioned =
-            i > 0 && matches!(s[i - 1], b'v' | b'V') || has_context(s, i, 12, VERSION_CONTEXT, "");
-        if ok && tail_ok && !versioned {
+        let versioned = || {
+            i > 0 && matches!(s[i - 1], b'v' | b'V') || has_context(s, i, 12, VERSION_CONTEXT, "")
+        };
+        if ok && tail_ok && !versioned() {
             let confidence = if has_context(s, i, 30, V4_CONTEXT, ctx.key) {
                 0.95
             } else {
@@ -82,14 +88,17 @@ fn v6_byte(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':' || b == b'.'
 }
 
+/// Every address has colons, and text has few: each run of hex digits,
+/// colons and dots around a colon is tried once, when the byte before it
+/// is not a letter or digit.
 pub(super) fn find_v6(s: &[u8], out: &mut Vec<Match>) {
-    let mut i = 0;
-    while i < s.len() {
-        if !v6_byte(s[i]) || !left_boundary(s, i, b":.") {
-            i += 1;
-            continue;
+    let mut from = 0;
+    while let Some(colon) = s[from..].iter().position(|&b| b == b':').map(|p| p + from) {
+        let mut i = colon;
+        while i > 0 && v6_byte(s[i - 1]) {
+            i -= 1;
         }
-        let mut j = i;
+        let mut j = colon;
         while j < s.len() && v6_byte(s[j]) {
             j += 1;
         }
@@ -105,7 +114,7 @@ pub(super) fn find_v6(s: &[u8], out: &mut Vec<Match>) {
                 .ok()
                 .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
                 .is_some();
-        if is_v6 {
+        if is_v6 && left_boundary(s, i, b":.") {
             out.push(Match {
                 kind: EntityKind::Ipv6,
                 start: i,
@@ -113,6 +122,6 @@ pub(super) fn find_v6(s: &[u8], out: &mut Vec<Match>) {
                 confidence: 0.9,
             });
         }
-        i = j.max(i + 1);
+        from = j.max(colon + 1);
     }
 }

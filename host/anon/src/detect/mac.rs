@@ -1,6 +1,7 @@
 //! MAC addresses: six pairs of hex digits joined by one consistent ':' or
 //! '-', or three groups of four joined by '.' (Cisco style).
 
+use super::Ctx;
 use crate::entity::{EntityKind, Match};
 use crate::text::{left_boundary, right_boundary};
 
@@ -21,10 +22,19 @@ fn groups(s: &[u8], i: usize, count: usize, width: usize, sep: u8) -> Option<usi
     Some(j)
 }
 
-pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
+pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
-        if !s[i].is_ascii_hexdigit() || !left_boundary(s, i, b":-.") {
+    for &c in ctx.starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
+        // The first separator tells the form (or that there is none):
+        // the cheapest test, and the one that rules out nearly every word.
+        let form_possible =
+            matches!(s.get(i + 2), Some(b':' | b'-')) || s.get(i + 4) == Some(&b'.');
+        if !form_possible || !s[i].is_ascii_hexdigit() || !left_boundary(s, i, b":-.") {
             i += 1;
             continue;
         }

@@ -23,7 +23,15 @@ fn ssn_ok(area: u32, group: u32, serial: u32) -> bool {
 
 pub(super) fn find_ssn(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i + 9 <= s.len() {
+    for &c in ctx.number_starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
+        if i + 9 > s.len() {
+            break;
+        }
         if !s[i].is_ascii_digit() || !left_boundary(s, i, b"-.") {
             i += 1;
             continue;
@@ -79,9 +87,17 @@ fn nino_prefix_ok(a: u8, b: u8) -> bool {
         && !banned.iter().any(|p| p[0] == a && p[1] == b)
 }
 
-pub(super) fn find_nino(s: &[u8], out: &mut Vec<Match>) {
+pub(super) fn find_nino(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i + 9 <= s.len() {
+    for &c in ctx.starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
+        if i + 9 > s.len() {
+            break;
+        }
         if !(s[i].is_ascii_uppercase()
             && nino_prefix_ok(s[i], s[i + 1])
             && left_boundary(s, i, b""))

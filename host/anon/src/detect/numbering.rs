@@ -19,11 +19,15 @@ struct Pattern {
     lengths: Vec<u16>,
 }
 
+/// The metadata keeps its XML layout: whitespace is not part of a pattern.
+fn compile(d: &phonenumber::metadata::Descriptor) -> Option<Regex> {
+    Regex::new(&format!("^(?x:{})", d.national_number().as_str())).ok()
+}
+
 impl Pattern {
     fn new(d: &phonenumber::metadata::Descriptor) -> Option<Pattern> {
         Some(Pattern {
-            // The metadata keeps its XML layout: whitespace is not part of a pattern.
-            re: Regex::new(&format!("^(?x:{})", d.national_number().as_str())).ok()?,
+            re: compile(d)?,
             lengths: d.possible_length().to_vec(),
         })
     }
@@ -34,34 +38,62 @@ impl Pattern {
     }
 }
 
+/// A number type's pattern, compiled the first time a number of one of its
+/// lengths asks. A region has ten types and most numbers are fixed-line or
+/// mobile, so compiling all forty of four regions when a policy is made
+/// cost tens of milliseconds at every instance start (a restart after a
+/// trap included) for patterns that were rarely consulted.
+#[derive(Debug)]
+struct LazyPattern {
+    descriptor: &'static phonenumber::metadata::Descriptor,
+    re: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl LazyPattern {
+    fn is_match(&self, nsn: &str) -> bool {
+        let lengths = self.descriptor.possible_length();
+        (lengths.is_empty() || lengths.contains(&(nsn.len() as u16)))
+            && self
+                .re
+                .get_or_init(|| compile(self.descriptor))
+                .as_ref()
+                .is_some_and(|re| re.is_match(nsn))
+    }
+}
+
 /// The numbering plan of one region.
 #[derive(Debug)]
 pub struct Plan {
     general: Pattern,
-    types: Vec<Pattern>,
+    /// Fixed line and mobile first: nearly every number is one of them,
+    /// and `is_valid` stops at the first type that matches.
+    types: Vec<LazyPattern>,
     /// The trunk prefix dialled before national numbers (`0`, or `1` in
     /// North America).
     pub national_prefix: Option<String>,
 }
 
 impl Plan {
-    fn new(meta: &phonenumber::Metadata) -> Option<Plan> {
+    fn new(meta: &'static phonenumber::Metadata) -> Option<Plan> {
         let d = meta.descriptors();
         let types = [
-            d.premium_rate(),
+            d.fixed_line(),
+            d.mobile(),
             d.toll_free(),
+            d.premium_rate(),
             d.shared_cost(),
             d.voip(),
             d.personal_number(),
             d.pager(),
             d.uan(),
             d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
         ]
         .into_iter()
         .flatten()
-        .filter_map(Pattern::new)
+        .map(|descriptor| LazyPattern {
+            descriptor,
+            re: std::sync::OnceLock::new(),
+        })
         .collect();
         Some(Plan {
             general: Pattern::new(d.general())?,

@@ -109,7 +109,12 @@ fn valid(text: &str, plans: &Plans) -> bool {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
+    for &c in ctx.number_starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
         let b = s[i];
         let starts = (b.is_ascii_digit() || b == b'+' || b == b'(') && left_boundary(s, i, b"-./+");
         if !starts {
@@ -136,7 +141,8 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
                 || (matches!(s[end], b'.' | b'-' | b'/' | b':')
                     && end + 1 < s.len()
                     && s[end + 1].is_ascii_digit()));
-        let context = has_context(s, i, 30, CONTEXT, ctx.key);
+        // Context is only consulted for a candidate that ends cleanly.
+        let context = after_ok && has_context(s, i, 30, CONTEXT, ctx.key);
         if after_ok && (separated || context) {
             let text = std::str::from_utf8(&s[start..end]).unwrap_or("");
             if super::date::parse(text).is_none() && valid(text, ctx.plans) {

@@ -1,6 +1,7 @@
 //! URLs: `http://`, `https://` or `www.` up to the next space or quote,
 //! without the punctuation that ends a sentence.
 
+use super::Ctx;
 use crate::entity::{EntityKind, Match};
 use crate::text::left_boundary;
 
@@ -13,9 +14,17 @@ fn url_byte(b: u8) -> bool {
         )
 }
 
-pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
+pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    while i < s.len() {
+    for &c in ctx.starts {
+        let c = c as usize;
+        if c < i {
+            continue;
+        }
+        i = c;
+        if !matches!(s[i] | 0x20, b'h' | b'w') {
+            continue;
+        }
         let rest = &s[i..];
         let prefix = if rest.len() >= 8 && rest[..8].eq_ignore_ascii_case(b"https://") {
             8
