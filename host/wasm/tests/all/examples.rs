@@ -186,3 +186,23 @@ fn batch_gives_the_same_answers_as_single_calls() {
     assert_eq!(batched.stats().calls, 1);
     assert_eq!(batched.stats().messages, 3);
 }
+
+/// The benchmark's yardstick hands every message back whole, to the
+/// default topic, singly and in a batch: what it costs is the boundary's.
+#[test]
+pub fn passthrough() {
+    let mut h = load("passthrough", "");
+    let mut m = Message::new("any.topic", b"\x00\xffnot json".to_vec());
+    m.key = Some(b"k".to_vec());
+    m.headers = vec![("a".into(), "1".into()), ("a".into(), "2".into())];
+    m.content_type = Some("application/octet-stream".into());
+    m.timestamp_ms = 1_700_000_000_001;
+    let out = h.invoke(&m).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].topic, None);
+    assert_eq!(out[0].message, m);
+    let batch = h.invoke_batch(&[m.clone(), Message::new("t", "")]).unwrap();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0].as_ref().unwrap()[0].message, m);
+    assert_eq!(batch[1].as_ref().unwrap()[0].message, Message::new("t", ""));
+}
