@@ -3,7 +3,7 @@
 //! issuer's range with a length that issuer uses. A Luhn-valid number
 //! outside every issuer range (an order number, say) is not a card.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary, right_boundary};
 
@@ -95,11 +95,8 @@ pub(super) fn digit_run(s: &[u8], i: usize, max_digits: usize) -> (usize, Vec<u8
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.number_starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.number_starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if !s[i].is_ascii_digit() || !left_boundary(s, i, b"-.,") {
             i += 1;

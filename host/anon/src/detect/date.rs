@@ -6,7 +6,7 @@
 //! left alone. With a birth context word before it (or a JSON key such as
 //! `dob`), a date is a date of birth.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary, number, right_boundary};
 
@@ -172,11 +172,8 @@ fn parse_at(s: &[u8], i: usize) -> Option<(u32, u32, u32, usize)> {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if !(s[i].is_ascii_alphanumeric()) || !left_boundary(s, i, b"-/.:") {
             i += 1;

@@ -2,7 +2,7 @@
 //! least three decimals each (so `1.5, 2.5` is not a place), within range,
 //! separated by a comma and/or space, optionally with `°` and N/S/E/W.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::left_boundary;
 
@@ -52,11 +52,8 @@ fn hemisphere(s: &[u8], mut j: usize, letters: &[u8; 2]) -> (f64, usize) {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.number_starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.number_starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if !(s[i].is_ascii_digit() || s[i] == b'-') || !left_boundary(s, i, b".") {
             i += 1;

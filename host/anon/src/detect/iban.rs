@@ -2,7 +2,7 @@
 //! account part, optionally in groups of four, passing the ISO 7064 mod-97
 //! check.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{left_boundary, right_boundary};
 
@@ -99,11 +99,8 @@ pub fn mod97_ok(iban: &[u8]) -> bool {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if i + 15 > s.len() {
             break;

@@ -3,7 +3,7 @@
 //! `version 1.2.3.4`). IPv6: what `std::net::Ipv6Addr` accepts, found in
 //! runs of hex digits and colons.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary};
 
@@ -27,11 +27,8 @@ fn octet(s: &[u8], i: usize) -> Option<(u32, usize)> {
 
 pub(super) fn find_v4(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.number_starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.number_starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if !s[i].is_ascii_digit() || !left_boundary(s, i, b".") {
             i += 1;

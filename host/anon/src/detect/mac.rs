@@ -1,7 +1,7 @@
 //! MAC addresses: six pairs of hex digits joined by one consistent ':' or
 //! '-', or three groups of four joined by '.' (Cisco style).
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{left_boundary, right_boundary};
 
@@ -24,11 +24,8 @@ fn groups(s: &[u8], i: usize, count: usize, width: usize, sep: u8) -> Option<usi
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         // The first separator tells the form (or that there is none):
         // the cheapest test, and the one that rules out nearly every word.

@@ -108,6 +108,30 @@ pub(crate) struct Ctx<'a> {
     pub number_starts: &'a [u32],
 }
 
+/// Walks a list of starts for a detector that also moves on by itself
+/// (past a match, past a run it has ruled out): each call yields the next
+/// start at or after where the detector now is.
+pub(crate) struct Cursor<'a> {
+    starts: &'a [u32],
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(starts: &'a [u32]) -> Self {
+        Cursor { starts, next: 0 }
+    }
+
+    pub fn at_or_after(&mut self, from: usize) -> Option<usize> {
+        while let Some(&c) = self.starts.get(self.next) {
+            self.next += 1;
+            if c as usize >= from {
+                return Some(c as usize);
+            }
+        }
+        None
+    }
+}
+
 /// The positions of a text where a detector's match can begin: a letter,
 /// digit or one of `+ ( - : .` whose previous byte is not a letter or
 /// digit. Every detector's start test includes "the byte before is not

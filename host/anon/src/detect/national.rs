@@ -5,7 +5,7 @@
 //! D, F, I, Q, U, V; second not O; not BG, GB, KN, NK, NT, TN, ZZ), six
 //! digits, and a suffix A-D, optionally spaced in pairs.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary, number, right_boundary};
 
@@ -23,11 +23,8 @@ fn ssn_ok(area: u32, group: u32, serial: u32) -> bool {
 
 pub(super) fn find_ssn(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.number_starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.number_starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if i + 9 > s.len() {
             break;
@@ -89,11 +86,8 @@ fn nino_prefix_ok(a: u8, b: u8) -> bool {
 
 pub(super) fn find_nino(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if i + 9 > s.len() {
             break;

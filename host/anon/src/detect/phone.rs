@@ -8,8 +8,8 @@
 //! often than a phone: it counts only with a phone context word before it
 //! or in the JSON key.
 
-use super::Ctx;
 use super::numbering::Plans;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::{has_context, left_boundary};
 
@@ -109,11 +109,8 @@ fn valid(text: &str, plans: &Plans) -> bool {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.number_starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.number_starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         let b = s[i];
         let starts = (b.is_ascii_digit() || b == b'+' || b == b'(') && left_boundary(s, i, b"-./+");

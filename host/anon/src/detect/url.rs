@@ -1,7 +1,7 @@
 //! URLs: `http://`, `https://` or `www.` up to the next space or quote,
 //! without the punctuation that ends a sentence.
 
-use super::Ctx;
+use super::{Ctx, Cursor};
 use crate::entity::{EntityKind, Match};
 use crate::text::left_boundary;
 
@@ -16,11 +16,8 @@ fn url_byte(b: u8) -> bool {
 
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
-    for &c in ctx.starts {
-        let c = c as usize;
-        if c < i {
-            continue;
-        }
+    let mut starts = Cursor::new(ctx.starts);
+    while let Some(c) = starts.at_or_after(i) {
         i = c;
         if !matches!(s[i] | 0x20, b'h' | b'w') {
             continue;
