@@ -81,8 +81,31 @@ pub(super) fn find_v4(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     }
 }
 
-fn v6_byte(b: u8) -> bool {
+pub(super) fn v6_byte(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':' || b == b'.'
+}
+
+/// The address in the run `s[i..j]` of [`v6_byte`]s (trailing dots are
+/// sentence punctuation), if it is one and stands on its own.
+pub(super) fn v6_in_run(s: &[u8], i: usize, j: usize) -> Option<Match> {
+    let mut end = j;
+    while end > i && s[end - 1] == b'.' {
+        end -= 1;
+    }
+    let run = &s[i..end];
+    let is_v6 = run.iter().filter(|&&b| b == b':').count() >= 2
+        && (j >= s.len() || !s[j].is_ascii_alphanumeric())
+        && left_boundary(s, i, b":.")
+        && std::str::from_utf8(run)
+            .ok()
+            .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
+            .is_some();
+    is_v6.then_some(Match {
+        kind: EntityKind::Ipv6,
+        start: i,
+        end,
+        confidence: 0.9,
+    })
 }
 
 /// Every address has colons, and text has few: each run of hex digits,
@@ -99,26 +122,7 @@ pub(super) fn find_v6(s: &[u8], out: &mut Vec<Match>) {
         while j < s.len() && v6_byte(s[j]) {
             j += 1;
         }
-        let mut end = j;
-        while end > i && s[end - 1] == b'.' {
-            end -= 1;
-        }
-        let run = &s[i..end];
-        let colons = run.iter().filter(|&&b| b == b':').count();
-        let is_v6 = colons >= 2
-            && (j >= s.len() || !s[j].is_ascii_alphanumeric())
-            && std::str::from_utf8(run)
-                .ok()
-                .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
-                .is_some();
-        if is_v6 && left_boundary(s, i, b":.") {
-            out.push(Match {
-                kind: EntityKind::Ipv6,
-                start: i,
-                end,
-                confidence: 0.9,
-            });
-        }
+        out.extend(v6_in_run(s, i, j));
         from = j.max(colon + 1);
     }
 }

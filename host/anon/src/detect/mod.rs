@@ -345,39 +345,21 @@ pub(crate) fn parse_date(text: &str) -> Option<(u32, u32, u32)> {
 mod tests {
     use super::*;
 
-    /// The IPv6 detector as it was before it searched for colons: tried at
-    /// every byte. The reference `find_v6` must agree with.
+    /// The IPv6 detector as it was before it searched for colons: every
+    /// byte that can begin a run of [`ip::v6_byte`]s tries the run. The
+    /// reference `find_v6` must agree with.
     fn find_v6_at_every_byte(s: &[u8], out: &mut Vec<Match>) {
-        let v6_byte = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
         let mut i = 0;
         while i < s.len() {
-            if !v6_byte(s[i]) || !crate::text::left_boundary(s, i, b":.") {
+            if !ip::v6_byte(s[i]) || !crate::text::left_boundary(s, i, b":.") {
                 i += 1;
                 continue;
             }
             let mut j = i;
-            while j < s.len() && v6_byte(s[j]) {
+            while j < s.len() && ip::v6_byte(s[j]) {
                 j += 1;
             }
-            let mut end = j;
-            while end > i && s[end - 1] == b'.' {
-                end -= 1;
-            }
-            let run = &s[i..end];
-            let is_v6 = run.iter().filter(|&&b| b == b':').count() >= 2
-                && (j >= s.len() || !s[j].is_ascii_alphanumeric())
-                && std::str::from_utf8(run)
-                    .ok()
-                    .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
-                    .is_some();
-            if is_v6 {
-                out.push(Match {
-                    kind: EntityKind::Ipv6,
-                    start: i,
-                    end,
-                    confidence: 0.9,
-                });
-            }
+            out.extend(ip::v6_in_run(s, i, j));
             i = j.max(i + 1);
         }
     }

@@ -12,52 +12,45 @@ use std::sync::Arc;
 use phonenumber::metadata::DATABASE;
 use regex::Regex;
 
-/// One pattern with the lengths it allows (empty: any).
+/// One pattern of the metadata with the lengths it allows (empty: any),
+/// compiled the first time a number of one of those lengths asks. A region
+/// has ten number types and most numbers are fixed-line or mobile, so
+/// compiling all forty of four regions when a policy is made cost tens of
+/// milliseconds at every instance start (a restart after a trap included)
+/// for patterns that were rarely consulted.
 #[derive(Debug)]
 struct Pattern {
-    re: Regex,
-    lengths: Vec<u16>,
-}
-
-/// The metadata keeps its XML layout: whitespace is not part of a pattern.
-fn compile(d: &phonenumber::metadata::Descriptor) -> Option<Regex> {
-    Regex::new(&format!("^(?x:{})", d.national_number().as_str())).ok()
-}
-
-impl Pattern {
-    fn new(d: &phonenumber::metadata::Descriptor) -> Option<Pattern> {
-        Some(Pattern {
-            re: compile(d)?,
-            lengths: d.possible_length().to_vec(),
-        })
-    }
-
-    fn is_match(&self, nsn: &str) -> bool {
-        (self.lengths.is_empty() || self.lengths.contains(&(nsn.len() as u16)))
-            && self.re.is_match(nsn)
-    }
-}
-
-/// A number type's pattern, compiled the first time a number of one of its
-/// lengths asks. A region has ten types and most numbers are fixed-line or
-/// mobile, so compiling all forty of four regions when a policy is made
-/// cost tens of milliseconds at every instance start (a restart after a
-/// trap included) for patterns that were rarely consulted.
-#[derive(Debug)]
-struct LazyPattern {
     descriptor: &'static phonenumber::metadata::Descriptor,
     re: std::sync::OnceLock<Option<Regex>>,
 }
 
-impl LazyPattern {
+impl Pattern {
+    fn new(descriptor: &'static phonenumber::metadata::Descriptor) -> Pattern {
+        Pattern {
+            descriptor,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The compiled pattern, or `None` if the metadata's does not compile.
+    /// The metadata keeps its XML layout: whitespace is not part of a
+    /// pattern.
+    fn regex(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| {
+                Regex::new(&format!(
+                    "^(?x:{})",
+                    self.descriptor.national_number().as_str()
+                ))
+                .ok()
+            })
+            .as_ref()
+    }
+
     fn is_match(&self, nsn: &str) -> bool {
         let lengths = self.descriptor.possible_length();
         (lengths.is_empty() || lengths.contains(&(nsn.len() as u16)))
-            && self
-                .re
-                .get_or_init(|| compile(self.descriptor))
-                .as_ref()
-                .is_some_and(|re| re.is_match(nsn))
+            && self.regex().is_some_and(|re| re.is_match(nsn))
     }
 }
 
@@ -67,7 +60,7 @@ pub struct Plan {
     general: Pattern,
     /// Fixed line and mobile first: nearly every number is one of them,
     /// and `is_valid` stops at the first type that matches.
-    types: Vec<LazyPattern>,
+    types: Vec<Pattern>,
     /// The trunk prefix dialled before national numbers (`0`, or `1` in
     /// North America).
     pub national_prefix: Option<String>,
@@ -90,13 +83,14 @@ impl Plan {
         ]
         .into_iter()
         .flatten()
-        .map(|descriptor| LazyPattern {
-            descriptor,
-            re: std::sync::OnceLock::new(),
-        })
+        .map(Pattern::new)
         .collect();
+        // Every number meets the general pattern first: compile it now, and
+        // leave out a region whose pattern does not compile.
+        let general = Pattern::new(d.general());
+        general.regex()?;
         Some(Plan {
-            general: Pattern::new(d.general())?,
+            general,
             types,
             national_prefix: meta.national_prefix().map(str::to_owned),
         })
@@ -109,8 +103,8 @@ impl Plan {
     }
 }
 
-/// Plans of the configured regions, compiled once when the detector is
-/// made. An international number of another country code is checked
+/// Plans of the configured regions: their general patterns compiled when
+/// the detector is made, their type patterns on first use. An international number of another country code is checked
 /// against that country's possible lengths only: compiling its plans on
 /// first sight would cost a message the time (and, in Wasm, the fuel) of
 /// tens of regex compilations.
