@@ -35,11 +35,24 @@ fn built_dir() -> Result<&'static Path, String> {
     DIR.get_or_init(build_all).as_deref().map_err(|e| e.clone())
 }
 
+/// Where the guests are built: `$GUEST_TARGET_DIR`, else
+/// `target/wasm-guests` of the repository.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm-guests"))
+}
+
+/// The compile cache the tests and benchmarks share
+/// (`RuntimeConfig::cache_dir`), so the 12-18 MB JavaScript and Python
+/// components are compiled once per machine, not once per run.
+pub fn compile_cache_dir() -> PathBuf {
+    target_dir().join("compiled")
+}
+
 fn build_all() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target_dir = std::env::var_os("GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/wasm-guests"));
+    let target_dir = target_dir();
     ensure_wasm_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -125,9 +138,7 @@ fn polyglot_dir() -> Result<&'static Path, String> {
 fn build_polyglot() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let script = root.join("guest-examples/build-polyglot.sh");
-    let target_dir = std::env::var_os("GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/wasm-guests"));
+    let target_dir = target_dir();
     let status = Command::new("bash")
         .arg(&script)
         .env("GUEST_TARGET_DIR", &target_dir)

@@ -100,12 +100,7 @@ struct Runtimes {
 
 impl Runtimes {
     fn new() -> Runtimes {
-        let cache = std::env::var_os("GUEST_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm-guests")
-            })
-            .join("compiled");
+        let cache = guests::compile_cache_dir();
         let rt = |fuel_enabled| {
             Runtime::new(RuntimeConfig {
                 fuel_enabled,

@@ -38,14 +38,8 @@ fn filter_c_passes_the_polyglot_test() {
 fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        let dir = std::env::var_os("GUEST_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm-guests")
-            })
-            .join("compiled");
         Runtime::new(RuntimeConfig {
-            cache_dir: Some(dir),
+            cache_dir: Some(guests::compile_cache_dir()),
             ..RuntimeConfig::default()
         })
         .expect("runtime")
