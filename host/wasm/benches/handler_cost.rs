@@ -44,7 +44,7 @@ fn message() -> Message {
 
 /// What `redact-json` does, natively: parse, blank, serialise, build the
 /// output (the same work the component does, minus the boundary).
-fn redact_native(fields: &[String], m: &Message) -> Vec<Output> {
+fn redact_native(fields: &[redact::Field], m: &Message) -> Vec<Output> {
     let mut doc: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
     let mut out = m.clone();
     if redact::redact(&mut doc, fields, None) > 0 {
@@ -199,13 +199,13 @@ fn main() {
 
 fn redact_json(rts: &Runtimes, m: &Message, n: usize) {
     let wasm = guests::guest("redact-json");
-    let fields: Vec<String> =
-        serde_json::from_str::<serde_json::Value>(REDACT_CONFIG).unwrap()["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_owned())
-            .collect();
+    let fields: Vec<redact::Field> = serde_json::from_str::<serde_json::Value>(REDACT_CONFIG)
+        .unwrap()["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| redact::Field::parse(f.as_str().unwrap()).unwrap())
+        .collect();
     let mut check = load(
         &rts.fuel,
         "redact-json",

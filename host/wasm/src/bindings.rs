@@ -6,6 +6,10 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "sluice:handler/handler",
+    // Messages go into the guest borrowed from the caller's `Message`:
+    // owning bindings meant cloning every field of every message on the
+    // host before lowering copied it again into the guest.
+    ownership: Borrowing { duplicate_if_necessary: true },
     // Host imports cannot fail in a way the guest must see as a trap: a
     // broken limit is reported as a WIT value (`state-error`), everything
     // else succeeds. So no import is `trappable`, and none is `async`:

@@ -173,10 +173,11 @@ impl LoadedHandler {
     /// is discarded and the error says why; the next call gets a fresh
     /// instance. State writes of a failed call are rolled back.
     pub fn invoke(&mut self, message: &Message) -> Result<Vec<Output>, InvokeError> {
-        let arg = wit::Message::from(message);
+        let mut headers = Vec::new();
+        let arg = message.as_param(&mut headers);
         let limits = self.limits.clone();
         let outcome = self.call(1, |b, s| {
-            b.call_handle(s, &arg).map(|r| {
+            b.call_handle(s, arg.clone()).map(|r| {
                 r.map_err(handler_error)
                     .and_then(|o| check_outputs(o, &limits))
             })
@@ -199,7 +200,12 @@ impl LoadedHandler {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<wit::Message> = messages.iter().map(wit::Message::from).collect();
+        let mut headers: Vec<Vec<(&str, &str)>> = messages.iter().map(|_| Vec::new()).collect();
+        let args: Vec<wit::MessageParam<'_>> = messages
+            .iter()
+            .zip(headers.iter_mut())
+            .map(|(m, h)| m.as_param(h))
+            .collect();
         let limits = self.limits.clone();
         let n = messages.len();
         let outcome = self.call(n as u64, |b, s| {

@@ -54,21 +54,29 @@ impl Output {
     }
 }
 
-impl From<&Message> for wit::Message {
-    fn from(m: &Message) -> Self {
-        wit::Message {
-            topic: m.topic.clone(),
-            key: m.key.clone(),
-            headers: m.headers.clone(),
-            content_type: m.content_type.clone(),
-            payload: m.payload.clone(),
-            timestamp_ms: m.timestamp_ms,
+impl Message {
+    /// This message as the guest's parameter, borrowing every field: the
+    /// only copy is the one lowering makes into the guest's memory.
+    /// `headers` needs a list of borrowed pairs, built into `scratch` (no
+    /// allocation when there are none).
+    pub(crate) fn as_param<'a>(
+        &'a self,
+        scratch: &'a mut Vec<(&'a str, &'a str)>,
+    ) -> wit::MessageParam<'a> {
+        scratch.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        wit::MessageParam {
+            topic: &self.topic,
+            key: self.key.as_deref(),
+            headers: scratch,
+            content_type: self.content_type.as_deref(),
+            payload: &self.payload,
+            timestamp_ms: self.timestamp_ms,
         }
     }
 }
 
-impl From<wit::Message> for Message {
-    fn from(m: wit::Message) -> Self {
+impl From<wit::MessageResult> for Message {
+    fn from(m: wit::MessageResult) -> Self {
         Message {
             topic: m.topic,
             key: m.key,

@@ -14,21 +14,34 @@ use sluice_handler_sdk::host;
 use sluice_handler_sdk::{Handler, HandlerError, Message, Output, export_handler, parse_config};
 
 #[derive(Deserialize)]
-struct RedactJson {
+struct Config {
     fields: Vec<String>,
     #[serde(default)]
     pseudonymize: bool,
 }
 
+struct RedactJson {
+    fields: Vec<redact::Field>,
+    pseudonymize: bool,
+}
+
 impl Handler for RedactJson {
     fn init(config: &str) -> Result<Self, String> {
-        let r: RedactJson = parse_config(config)?;
-        if let Some(bad) = r.fields.iter().find(|f| !f.starts_with('/')) {
-            return Err(format!(
-                "fields must be JSON pointers like /a/b, got {bad:?}"
-            ));
-        }
-        Ok(r)
+        let c: Config = parse_config(config)?;
+        let fields = c
+            .fields
+            .iter()
+            .map(|f| {
+                if f.is_empty() {
+                    return Err("a field must not be empty: the whole document is not a field".into());
+                }
+                redact::Field::parse(f)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RedactJson {
+            fields,
+            pseudonymize: c.pseudonymize,
+        })
     }
 
     fn handle(&mut self, mut message: Message) -> Result<Vec<Output>, HandlerError> {

@@ -105,6 +105,33 @@ fn filter_bad_config_fails_the_load() {
 }
 
 #[test]
+fn redact_json_bad_config_fails_the_load() {
+    let rt = crate::runtime();
+    let wasm = crate::guests::guest("redact-json");
+    for (config, reason) in [
+        (r#"{"fields": ["user.email"]}"#, "JSON pointer"),
+        (r#"{"fields": [""]}"#, "must not be empty"),
+        (r#"{"fields": "/a"}"#, "invalid type"),
+    ] {
+        let err = rt
+            .load(
+                "redact-json",
+                "1",
+                &wasm,
+                Default::default(),
+                config,
+                secret("s"),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{config} is refused"));
+        assert!(
+            matches!(&err, LoadError::Instance(InvokeError::Init(m)) if m.contains(reason)),
+            "{config}: {err:?}"
+        );
+    }
+}
+
+#[test]
 pub fn router() {
     let mut h = load(
         "router",
@@ -135,19 +162,26 @@ pub fn router() {
 
 #[test]
 pub fn redact_json() {
+    // JSON pointers as RFC 6901 has them: `~1` is `/`, `~0` is `~`, a
+    // number indexes an array but `01` does not.
     let mut h = load(
         "redact-json",
-        r#"{"fields": ["/user/email", "/card", "/missing"]}"#,
+        r#"{"fields": ["/user/email", "/card", "/missing", "/a~1b", "/m~0n",
+                       "/items/1/sku", "/items/01", "/amount/x"]}"#,
     );
     let msg = json_msg(
         "payments",
-        json!({"user": {"email": "ann@example.com", "id": 7}, "card": 4111111111111111u64, "amount": 12}),
+        json!({"user": {"email": "ann@example.com", "id": 7}, "card": 4111111111111111u64,
+               "amount": 12, "a/b": "slash", "m~n": "tilde", "a": {"b": "kept"},
+               "items": [{"sku": "A"}, {"sku": "B"}], "01": "kept"}),
     );
     let out = h.invoke(&msg).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(
         payload_json(&out[0].message),
-        json!({"user": {"email": "", "id": 7}, "card": null, "amount": 12})
+        json!({"user": {"email": "", "id": 7}, "card": null, "amount": 12,
+               "a/b": "", "m~n": "", "a": {"b": "kept"},
+               "items": [{"sku": "A"}, {"sku": ""}], "01": "kept"})
     );
     assert_eq!(out[0].message.topic, "payments");
     assert_eq!(
