@@ -22,3 +22,4 @@ mod mqtt_transports;
 mod paho;
 mod pipelines;
 mod retention;
+mod tenants;

@@ -16,7 +16,7 @@ use crate::mqtt_client::Client;
 use crate::support::{TestNode, into_json, payload};
 
 /// Deploys a guest example under `version` and insists on success.
-fn deploy(node: &TestNode, guest: &str, version: &str) {
+pub(crate) fn deploy(node: &TestNode, guest: &str, version: &str) {
     let wasm = crate::guests::guest(guest);
     let (status, v) = put_wasm(node, guest, version, &wasm);
     assert!(
@@ -37,7 +37,7 @@ fn put_wasm(node: &TestNode, name: &str, version: &str, wasm: &[u8]) -> (u16, Va
     )
 }
 
-fn create_pipeline(node: &TestNode, name: &str, doc: Value) -> Value {
+pub(crate) fn create_pipeline(node: &TestNode, name: &str, doc: Value) -> Value {
     let (status, v) = node.put_json(&format!("/v1/pipelines/{name}"), &doc);
     assert_eq!(status, 201, "create pipeline {name}: {v}");
     assert_eq!(v["state"], "running", "{v}");
@@ -51,7 +51,12 @@ fn status(node: &TestNode, name: &str) -> Value {
 }
 
 /// Polls the pipeline's status until `done` holds, or fails after `secs`.
-fn wait_status(node: &TestNode, name: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_status(
+    node: &TestNode,
+    name: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let v = status(node, name);
@@ -67,7 +72,7 @@ fn wait_status(node: &TestNode, name: &str, secs: u64, done: impl Fn(&Value) -> 
 }
 
 /// Every message of every partition of `stream`.
-fn read_stream(node: &TestNode, stream: &str) -> Vec<Value> {
+pub(crate) fn read_stream(node: &TestNode, stream: &str) -> Vec<Value> {
     let (code, v) = node.get(&format!("/v1/streams/{stream}"));
     assert_eq!(code, 200, "{v}");
     let partitions = v["partitions"].as_array().unwrap().len() as u32;
@@ -76,11 +81,11 @@ fn read_stream(node: &TestNode, stream: &str) -> Vec<Value> {
         .collect()
 }
 
-fn json_payload(m: &Value) -> Value {
+pub(crate) fn json_payload(m: &Value) -> Value {
     serde_json::from_slice(&payload(m)).unwrap_or_else(|e| panic!("{e}: {m}"))
 }
 
-fn is_pseudonym(v: &Value) -> bool {
+pub(crate) fn is_pseudonym(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }

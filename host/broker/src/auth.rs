@@ -1,7 +1,7 @@
 //! Who a client is and what it may do: users with Argon2id password hashes,
-//! and per-user topic ACLs for publish and subscribe. This is the seam where
-//! a client is attached to its tenant at CONNECT; today every principal
-//! belongs to the `default` tenant.
+//! per-user topic ACLs for publish and subscribe, and the tenant each user
+//! belongs to (`default` unless the users file says otherwise), which is
+//! the namespace every call of that user acts in.
 //!
 //! ACL patterns are topic filters in which `%u` stands for the username and
 //! `%c` for the client id, so `devices/%c/#` gives each device its own tree.
@@ -30,8 +30,12 @@ pub struct UserSpec {
     pub subscribe: Vec<String>,
     /// A superuser: every topic, whatever `publish` and `subscribe` say,
     /// and the HTTP calls for admins (managing streams, handlers and
-    /// pipelines, `/metrics`, reversing tokens, the audit log).
+    /// pipelines, `/metrics`, reversing tokens, the audit log), within
+    /// its own tenant only.
     pub admin: bool,
+    /// The tenant whose streams, handlers, pipelines, secret and vault the
+    /// user's calls reach; no call reaches another tenant's.
+    pub tenant: TenantId,
 }
 
 /// Authentication options of a node.
@@ -146,6 +150,7 @@ struct User {
     hash: String,
     acl: Arc<Acl>,
     admin: bool,
+    tenant: TenantId,
 }
 
 /// The node's users.
@@ -190,6 +195,7 @@ impl Authenticator {
                                 hash: u.password_hash.clone(),
                                 acl,
                                 admin: u.admin,
+                                tenant: u.tenant.clone(),
                             },
                         )
                         .is_some()
@@ -222,23 +228,23 @@ impl Authenticator {
         password: Option<&[u8]>,
         client_id: &str,
     ) -> Result<Principal, Refusal> {
-        let principal = |username: Option<&str>, acl, admin| Principal {
-            tenant: TenantId::default_tenant(),
+        let principal = |username: Option<&str>, acl, admin, tenant| Principal {
+            tenant,
             username: username.map(str::to_owned),
             client_id: client_id.to_owned(),
             acl,
             admin,
         };
         let Some(users) = &self.users else {
-            return Ok(principal(username, None, true));
+            return Ok(principal(username, None, true, TenantId::default_tenant()));
         };
         match (username, password) {
             (None, _) if self.allow_anonymous => {
-                let acl = users
+                let (acl, tenant) = users
                     .get("anonymous")
-                    .map(|u| u.acl.clone())
-                    .unwrap_or_default();
-                Ok(principal(None, Some(acl), false))
+                    .map(|u| (u.acl.clone(), u.tenant.clone()))
+                    .unwrap_or_else(|| (Arc::default(), TenantId::default_tenant()));
+                Ok(principal(None, Some(acl), false, tenant))
             }
             (None, _) => Err(Refusal::NotAuthorized),
             (Some(name), Some(pw)) => {
@@ -247,7 +253,7 @@ impl Authenticator {
                     .ok_or(Refusal::BadCredentials)?;
                 // An admin is a superuser: no ACL limits it.
                 let acl = (!user.admin).then(|| user.acl.clone());
-                Ok(principal(Some(name), acl, user.admin))
+                Ok(principal(Some(name), acl, user.admin, user.tenant.clone()))
             }
             (Some(_), None) => Err(Refusal::BadCredentials),
         }
@@ -337,12 +343,29 @@ mod tests {
             publish: vec!["sensors/%c/#".into()],
             subscribe: vec!["alerts/+".into()],
             admin: false,
+            tenant: TenantId::default_tenant(),
+        };
+        let carol = UserSpec {
+            name: "carol".into(),
+            password_hash: hash_password(b"acme"),
+            publish: vec![],
+            subscribe: vec![],
+            admin: true,
+            tenant: TenantId::new("acme").unwrap(),
         };
         let auth = Authenticator::new(&AuthOptions {
-            users: Some(vec![alice]),
+            users: Some(vec![alice, carol]),
             allow_anonymous: false,
         })
         .unwrap();
+        let carol = auth
+            .authenticate(Some("carol"), Some(b"acme"), "c")
+            .unwrap();
+        assert_eq!(
+            carol.tenant.as_str(),
+            "acme",
+            "a user acts in its own tenant"
+        );
         assert_eq!(
             auth.authenticate(Some("alice"), Some(b"wrong"), "c1")
                 .unwrap_err(),
@@ -360,6 +383,7 @@ mod tests {
         let p = auth
             .authenticate(Some("alice"), Some(b"wonderland"), "dev-1")
             .unwrap();
+        assert_eq!(p.tenant, TenantId::default_tenant());
         assert!(p.may_publish(&TopicName::new("sensors/dev-1/temp").unwrap()));
         assert!(
             !p.may_publish(&TopicName::new("sensors/dev-2/temp").unwrap()),
@@ -380,6 +404,7 @@ mod tests {
             publish: vec![],
             subscribe: vec![],
             admin: true,
+            tenant: TenantId::default_tenant(),
         };
         let auth = Authenticator::new(&AuthOptions {
             users: Some(vec![alice]),
@@ -426,6 +451,7 @@ mod tests {
             publish: vec![],
             subscribe: vec![],
             admin: false,
+            tenant: TenantId::default_tenant(),
         };
         assert!(matches!(
             Authenticator::new(&AuthOptions {
@@ -440,6 +466,7 @@ mod tests {
             publish: vec!["a/#/b".into()],
             subscribe: vec![],
             admin: false,
+            tenant: TenantId::default_tenant(),
         };
         assert!(matches!(
             Authenticator::new(&AuthOptions {

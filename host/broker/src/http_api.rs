@@ -62,13 +62,13 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Resp {
 }
 
 async fn route(node: &Arc<Node>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let tenant = TenantId::default_tenant();
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     if method == Method::GET && path == "/healthz" {
         return Ok(json(StatusCode::OK, &j!({"status": "ok"})));
     }
     let caller = Caller::of(node, req.headers()).await?;
+    let tenant = caller.tenant().clone();
     if let Some(topic) = path.strip_prefix("/v1/topics/") {
         return match method {
             Method::POST => publish(node, &tenant, &caller, topic, req).await,
@@ -605,7 +605,11 @@ type StreamCounter = (&'static str, &'static str, fn(&Stream) -> u64);
 fn metrics(node: &Node, tenant: &TenantId) -> Resp {
     use std::fmt::Write as _;
     let mut out = String::new();
-    node.metrics.render(&mut out);
+    // Node-wide counters are the operator's, who is the default tenant's
+    // admin; another tenant's admin sees its own streams and pipelines.
+    if *tenant == TenantId::default_tenant() {
+        node.metrics.render(&mut out);
+    }
     node.render_pipeline_metrics(tenant, &mut out);
     let streams = node.streams(tenant);
     let counters: [StreamCounter; 4] = [

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use hyper::{HeaderMap, StatusCode, header};
-use sluice_core::TopicName;
+use sluice_core::{TenantId, TopicName};
 
 use crate::auth::{Principal, Refusal};
 use crate::http_util::ApiError;
@@ -53,6 +53,11 @@ impl Caller {
             Ok(principal) => Ok(Caller { principal }),
             Err(Refusal::BadCredentials | Refusal::NotAuthorized) => Err(unauthorized()),
         }
+    }
+
+    /// The tenant the caller's every call acts in.
+    pub fn tenant(&self) -> &TenantId {
+        &self.principal.tenant
     }
 
     /// The user's name; `None` for an anonymous caller.

@@ -208,15 +208,13 @@ impl Node {
                 .filter_map(|(k, v)| crate::mqtt::retained_from_value(k, v))
                 .collect(),
         );
-        for spec in &options.streams {
-            node.put_stream(&TenantId::default_tenant(), spec.clone())
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "stream {:?} from the configuration: {e}",
-                        spec.name.as_str()
-                    )
-                })?;
+        for (tenant, spec) in &options.streams {
+            node.put_stream(tenant, spec.clone()).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "stream {:?} of tenant {tenant} from the configuration: {e}",
+                    spec.name.as_str()
+                )
+            })?;
         }
         node.start_pipelines(&options.pipelines, &options.handlers)
             .await?;

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use sluice_core::{StreamName, TopicFilter};
+use sluice_core::{StreamName, TenantId, TopicFilter};
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
@@ -21,17 +21,18 @@ pub struct NodeOptions {
     pub mqtt: MqttOptions,
     /// Users, passwords and ACLs (MQTT today).
     pub auth: crate::auth::AuthOptions,
-    /// Streams declared in the config file: created at start-up when missing,
-    /// updated when their mutable settings differ.
-    pub streams: Vec<StreamSpec>,
+    /// Streams declared in the config file, with their tenant: created at
+    /// start-up when missing, updated when their mutable settings differ.
+    pub streams: Vec<(TenantId, StreamSpec)>,
     /// How often retention runs over every partition, in milliseconds.
     pub retention_check_ms: u64,
     /// The Wasm runtime's node-wide settings (`cache_dir` defaults to `data_dir/wasm-cache`).
     pub wasm: sluice_wasm::RuntimeConfig,
     /// Handler versions declared in the config file, deployed at start-up.
     pub handlers: Vec<crate::pipeline::HandlerDeploy>,
-    /// Pipelines declared in the config file: created or reloaded at start-up.
-    pub pipelines: Vec<crate::pipeline::spec::PipelineSpec>,
+    /// Pipelines declared in the config file, with their tenant: created or
+    /// reloaded at start-up.
+    pub pipelines: Vec<(TenantId, crate::pipeline::spec::PipelineSpec)>,
 }
 
 /// Node-wide limits, each named with its unit.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sluice_broker::pipeline::spec::{PipelineDoc, PipelineSpec};
 use sluice_broker::spec_doc::StreamDoc;
 use sluice_broker::{NodeOptions, StreamSpec};
-use sluice_core::{parse_bytes, parse_duration_ms};
+use sluice_core::{TenantId, parse_bytes, parse_duration_ms};
 
 /// The whole file. Every field is optional; what is missing keeps the embedded default.
 #[derive(Debug, Default, Deserialize)]
@@ -33,9 +33,9 @@ pub struct ConfigFile {
     /// Kept with their place in the file, to report errors by line.
     #[serde(default)]
     pub streams: Vec<toml::Spanned<StreamDoc>>,
-    /// The checked streams, filled in by [`parse`].
+    /// The checked streams of every tenant, filled in by [`parse`].
     #[serde(skip)]
-    pub checked_streams: Vec<StreamSpec>,
+    pub checked_streams: Vec<(TenantId, StreamSpec)>,
     /// The WebAssembly runtime that runs every pipeline's handlers.
     #[serde(default)]
     pub wasm: WasmSection,
@@ -45,9 +45,27 @@ pub struct ConfigFile {
     /// Pipelines to create at start-up (or reload, when their definition changed).
     #[serde(default)]
     pub pipelines: Vec<toml::Spanned<PipelineDoc>>,
-    /// The checked pipelines, filled in by [`parse`].
+    /// The checked pipelines of every tenant, filled in by [`parse`].
     #[serde(skip)]
-    pub checked_pipelines: Vec<PipelineSpec>,
+    pub checked_pipelines: Vec<(TenantId, PipelineSpec)>,
+    /// Other tenants' streams, handlers and pipelines; those above are the
+    /// `default` tenant's.
+    #[serde(default)]
+    pub tenants: Vec<toml::Spanned<TenantSection>>,
+}
+
+/// `[[tenants]]`: what the config file declares for one tenant other than
+/// `default`, with the same shapes as the top-level lists.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub name: String,
+    #[serde(default)]
+    pub streams: Vec<toml::Spanned<StreamDoc>>,
+    #[serde(default)]
+    pub handlers: Vec<toml::Spanned<HandlerEntry>>,
+    #[serde(default)]
+    pub pipelines: Vec<toml::Spanned<PipelineDoc>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +178,9 @@ struct UserEntry {
     subscribe: Vec<String>,
     #[serde(default)]
     admin: bool,
+    /// The tenant the user belongs to; `default` when absent.
+    #[serde(default)]
+    tenant: Option<toml::Spanned<String>>,
 }
 
 /// Reads a users file into the broker's user specs, with file:line errors.
@@ -177,14 +198,24 @@ pub fn read_users(path: &Path) -> Result<Vec<sluice_broker::auth::UserSpec>, Con
     let users: Vec<sluice_broker::auth::UserSpec> = file
         .users
         .into_iter()
-        .map(|u| sluice_broker::auth::UserSpec {
-            name: u.name,
-            password_hash: u.password_hash,
-            publish: u.publish,
-            subscribe: u.subscribe,
-            admin: u.admin,
+        .map(|u| {
+            let tenant = match &u.tenant {
+                None => sluice_core::TenantId::default_tenant(),
+                Some(t) => sluice_core::TenantId::new(t.get_ref()).map_err(|e| {
+                    let (line, col) = line_col(&text, t.span().start);
+                    ConfigError(format!("{}:{line}:{col}: {e}", path.display()))
+                })?,
+            };
+            Ok(sluice_broker::auth::UserSpec {
+                name: u.name,
+                password_hash: u.password_hash,
+                publish: u.publish,
+                subscribe: u.subscribe,
+                admin: u.admin,
+                tenant,
+            })
         })
-        .collect();
+        .collect::<Result<_, ConfigError>>()?;
     sluice_broker::auth::Authenticator::new(&sluice_broker::auth::AuthOptions {
         users: Some(users.clone()),
         allow_anonymous: false,
@@ -260,53 +291,99 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         ))
     })?;
     let mut cfg = cfg;
-    let mut seen = std::collections::HashSet::new();
-    for entry in &cfg.streams {
-        let (line, col) = line_col(text, entry.span().start);
-        let at = |msg: String| ConfigError(format!("{}:{line}:{col}: {msg}", path.display()));
-        let spec = entry
-            .get_ref()
-            .clone()
-            .into_spec(None)
-            .map_err(|e| at(format!("stream: {e}")))?;
-        if !seen.insert(spec.name.clone()) {
-            return Err(at(format!(
-                "stream {:?} is declared twice",
-                spec.name.as_str()
-            )));
+    let at = |span: std::ops::Range<usize>, msg: String| {
+        let (line, col) = line_col(text, span.start);
+        ConfigError(format!("{}:{line}:{col}: {msg}", path.display()))
+    };
+    let mut checked = Checked::default();
+    checked.namespace(
+        TenantId::default_tenant(),
+        &cfg.streams,
+        &cfg.handlers,
+        &cfg.pipelines,
+        &at,
+    )?;
+    let mut tenants = std::collections::HashSet::new();
+    for t in &cfg.tenants {
+        let section = t.get_ref();
+        let tenant = TenantId::new(&section.name).map_err(|e| at(t.span(), e.to_string()))?;
+        if tenant == TenantId::default_tenant() || !tenants.insert(tenant.clone()) {
+            return Err(at(
+                t.span(),
+                format!(
+                    "tenant {:?} is declared twice (the top-level lists are the default tenant's)",
+                    section.name
+                ),
+            ));
         }
-        cfg.checked_streams.push(spec);
+        checked.namespace(
+            tenant,
+            &section.streams,
+            &section.handlers,
+            &section.pipelines,
+            &at,
+        )?;
     }
-    let mut seen = std::collections::HashSet::new();
-    for entry in &cfg.handlers {
-        let (line, col) = line_col(text, entry.span().start);
-        let h = entry.get_ref();
-        sluice_broker::pipeline::handlers::HandlerStore::validate_ident(&h.name, &h.version)
-            .map_err(|e| ConfigError(format!("{}:{line}:{col}: handler: {e}", path.display())))?;
-        if !seen.insert((h.name.clone(), h.version.clone())) {
-            return Err(ConfigError(format!(
-                "{}:{line}:{col}: handler {}@{} is declared twice",
-                path.display(),
-                h.name,
-                h.version
-            )));
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for entry in &cfg.pipelines {
-        let (line, col) = line_col(text, entry.span().start);
-        let at = |msg: String| ConfigError(format!("{}:{line}:{col}: {msg}", path.display()));
-        let spec = entry
-            .get_ref()
-            .clone()
-            .into_spec(None)
-            .map_err(|e| at(format!("pipeline: {e}")))?;
-        if !seen.insert(spec.name.clone()) {
-            return Err(at(format!("pipeline {:?} is declared twice", spec.name)));
-        }
-        cfg.checked_pipelines.push(spec);
-    }
+    cfg.checked_streams = checked.streams;
+    cfg.checked_pipelines = checked.pipelines;
     Ok(cfg)
+}
+
+/// The checked declarations of every tenant, in file order.
+#[derive(Default)]
+struct Checked {
+    streams: Vec<(TenantId, StreamSpec)>,
+    pipelines: Vec<(TenantId, PipelineSpec)>,
+}
+
+impl Checked {
+    /// Checks one tenant's lists: each entry valid, no name twice.
+    fn namespace(
+        &mut self,
+        tenant: TenantId,
+        streams: &[toml::Spanned<StreamDoc>],
+        handlers: &[toml::Spanned<HandlerEntry>],
+        pipelines: &[toml::Spanned<PipelineDoc>],
+        at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for entry in streams {
+            let spec = entry
+                .get_ref()
+                .clone()
+                .into_spec(None)
+                .map_err(|e| at(entry.span(), format!("stream: {e}")))?;
+            if !seen.insert(spec.name.clone()) {
+                let msg = format!("stream {:?} is declared twice", spec.name.as_str());
+                return Err(at(entry.span(), msg));
+            }
+            self.streams.push((tenant.clone(), spec));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for entry in handlers {
+            let h = entry.get_ref();
+            sluice_broker::pipeline::handlers::HandlerStore::validate_ident(&h.name, &h.version)
+                .map_err(|e| at(entry.span(), format!("handler: {e}")))?;
+            if !seen.insert((h.name.clone(), h.version.clone())) {
+                let msg = format!("handler {}@{} is declared twice", h.name, h.version);
+                return Err(at(entry.span(), msg));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for entry in pipelines {
+            let spec = entry
+                .get_ref()
+                .clone()
+                .into_spec(None)
+                .map_err(|e| at(entry.span(), format!("pipeline: {e}")))?;
+            if !seen.insert(spec.name.clone()) {
+                let msg = format!("pipeline {:?} is declared twice", spec.name);
+                return Err(at(entry.span(), msg));
+            }
+            self.pipelines.push((tenant.clone(), spec));
+        }
+        Ok(())
+    }
 }
 
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
@@ -339,10 +416,16 @@ impl ConfigFile {
             }
             None => None,
         };
-        let handlers = self
-            .handlers
-            .iter()
-            .map(|h| {
+        let tenants = self.tenants.iter().map(|t| {
+            let t = t.get_ref();
+            let tenant = TenantId::new(&t.name).expect("checked by parse");
+            (tenant, &t.handlers)
+        });
+        let mut handlers = Vec::new();
+        for (tenant, entries) in
+            std::iter::once((TenantId::default_tenant(), &self.handlers)).chain(tenants)
+        {
+            for h in entries {
                 let h = h.get_ref();
                 let file = base.join(&h.wasm);
                 let wasm = std::fs::read(&file).map_err(|e| {
@@ -353,13 +436,14 @@ impl ConfigFile {
                         file.display()
                     ))
                 })?;
-                Ok(sluice_broker::pipeline::HandlerDeploy {
+                handlers.push(sluice_broker::pipeline::HandlerDeploy {
+                    tenant: tenant.clone(),
                     name: h.name.clone(),
                     version: h.version.clone(),
                     wasm,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+                });
+            }
+        }
         let mut o = self.into_options();
         o.handlers = handlers;
         o.mqtt.tls = tls;

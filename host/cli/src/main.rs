@@ -104,7 +104,12 @@ fn options(args: &ServeArgs, demo: bool) -> anyhow::Result<sluice_broker::NodeOp
         None => sluice_broker::NodeOptions::embedded_default(),
     };
     if demo {
-        options.streams.extend(demo::stream_specs());
+        let default = sluice_core::TenantId::default_tenant();
+        options.streams.extend(
+            demo::stream_specs()
+                .into_iter()
+                .map(|s| (default.clone(), s)),
+        );
     }
     if let Some(d) = &args.data_dir {
         options.data_dir = d.clone();

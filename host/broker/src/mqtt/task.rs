@@ -482,6 +482,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             Err(_) => return self.conn.reject(ReasonCode::SERVER_UNAVAILABLE),
         };
+        if principal.tenant != TenantId::default_tenant() {
+            // MQTT routing, retained messages and sessions are one namespace
+            // today; letting another tenant in would let it see and take
+            // over the default tenant's topics and client ids. Its users
+            // reach the node over HTTP until MQTT is tenant-scoped.
+            tracing::info!(client_id = %client_id, tenant = %principal.tenant,
+                "CONNECT refused: MQTT serves the default tenant only");
+            self.stats.connections_refused.fetch_add(1, Relaxed);
+            return self.conn.reject(ReasonCode::NOT_AUTHORIZED);
+        }
         self.tenant = principal.tenant.clone();
         if let Some(w) = &c.will {
             // A will is a publish like any other: the same ACL and `$` rule.

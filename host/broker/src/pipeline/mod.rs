@@ -44,6 +44,7 @@ type Counter<T> = (&'static str, &'static str, fn(&T) -> u64);
 /// A handler version declared in the config file, deployed at start-up.
 #[derive(Debug, Clone)]
 pub struct HandlerDeploy {
+    pub tenant: TenantId,
     pub name: String,
     pub version: String,
     pub wasm: Vec<u8>,
@@ -496,12 +497,11 @@ impl Node {
     /// the reason; one from the config file stops start-up.
     pub(crate) async fn start_pipelines(
         self: &Arc<Self>,
-        from_config: &[PipelineSpec],
+        from_config: &[(TenantId, PipelineSpec)],
         handlers: &[HandlerDeploy],
     ) -> anyhow::Result<()> {
-        let tenant = TenantId::default_tenant();
         for h in handlers {
-            self.deploy_handler(&tenant, &h.name, &h.version, h.wasm.clone())
+            self.deploy_handler(&h.tenant, &h.name, &h.version, h.wasm.clone())
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -516,10 +516,13 @@ impl Node {
             let Some((tenant, name)) = key.split_once('/') else {
                 continue;
             };
-            if from_config.iter().any(|s| s.name == name) {
+            let tenant = TenantId::new(tenant)?;
+            if from_config
+                .iter()
+                .any(|(t, s)| *t == tenant && s.name == name)
+            {
                 continue;
             }
-            let tenant = TenantId::new(tenant)?;
             let result = serde_json::from_slice::<PipelineDoc>(&doc)
                 .map_err(|e| NodeError::Invalid(e.to_string()))
                 .and_then(|d| d.into_spec(Some(name)).map_err(|e| NodeError::Invalid(e.0)));
@@ -532,11 +535,15 @@ impl Node {
                 self.mark_failed(&tenant, name, &doc, &e.to_string());
             }
         }
-        for spec in from_config {
+        for (tenant, spec) in from_config {
             let name = spec.name.clone();
-            self.put_pipeline_locked(&tenant, spec.clone(), true)
+            self.put_pipeline_locked(tenant, spec.clone(), true)
                 .await
-                .map_err(|e| anyhow::anyhow!("pipeline {name:?} from the configuration: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "pipeline {name:?} of tenant {tenant} from the configuration: {e}"
+                    )
+                })?;
         }
         Ok(())
     }

@@ -1,0 +1,260 @@
+//! Tenants over HTTP: users of different tenants on one node, each with
+//! its own streams, handlers and pipelines (from the config file's
+//! `[[tenants]]` and from the API), its own pseudonymisation secret, and
+//! no way to see or touch another's. MQTT serves the default tenant only,
+//! so another tenant's user is refused at CONNECT.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_mqtt::{Bytes, ReasonCode, Version};
+
+use crate::mqtt_auth::hash;
+use crate::mqtt_client::{Client, connect_packet};
+use crate::pipelines::{create_pipeline, deploy, is_pseudonym, json_payload, read_stream};
+use crate::support::{TestNode, appended_streams, serve_failing};
+
+/// The same policy in both tenants: emails become keyed pseudonyms.
+fn policy() -> Value {
+    json!({"rules": [{"path": "$.email", "op": "pseudonymize"}]})
+}
+
+/// `root` is the default tenant's admin; `acme` and `globex` admin their
+/// own tenants. Acme's pipeline comes from the config file.
+fn node_with_tenants() -> (TestNode, tempfile::TempDir) {
+    // The component file must outlive start-up and restarts.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("anonymise.wasm");
+    std::fs::write(&wasm, crate::guests::guest("anonymise")).unwrap();
+    let users = format!(
+        r#"
+[[users]]
+name = "root"
+password_hash = "{}"
+admin = true
+
+[[users]]
+name = "acme"
+password_hash = "{}"
+admin = true
+tenant = "acme"
+
+[[users]]
+name = "globex"
+password_hash = "{}"
+admin = true
+tenant = "globex"
+"#,
+        hash("root-pw"),
+        hash("acme-pw"),
+        hash("globex-pw"),
+    );
+    let config = format!(
+        r#"
+[auth]
+users_file = "users.toml"
+
+[[tenants]]
+name = "acme"
+
+[[tenants.streams]]
+name = "signups"
+subjects = ["signup/#"]
+
+[[tenants.streams]]
+name = "safe"
+subjects = ["safe/#"]
+
+[[tenants.handlers]]
+name = "anonymise"
+version = "1.0.0"
+wasm = "{}"
+
+[[tenants.pipelines]]
+name = "anon"
+source = "signups"
+output = "safe/{{topic}}"
+steps = [{{ handler = "anonymise", config = {{ rules = [{{ path = "$.email", op = "pseudonymize" }}] }} }}]
+"#,
+        wasm.display()
+    );
+    let mut node = TestNode::start_with_files(Some(&config), &[("users.toml", &users)]);
+    node.login("globex", "globex-pw");
+    node.create_stream("signups", json!({"subjects": ["signup/#"]}));
+    node.create_stream("safe", json!({"subjects": ["safe/#"]}));
+    deploy(&node, "anonymise", "1.0.0");
+    create_pipeline(
+        &node,
+        "anon",
+        json!({"source": "signups", "steps": [{"handler": "anonymise", "config": policy()}],
+               "output": "safe/{topic}"}),
+    );
+    (node, dir)
+}
+
+fn status(node: &TestNode) -> Value {
+    node.get("/v1/pipelines/anon").1
+}
+
+fn stream_names(node: &TestNode) -> Vec<String> {
+    let (code, v) = node.get("/v1/streams");
+    assert_eq!(code, 200, "{v}");
+    let mut names: Vec<String> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Publishes a sign-up as the logged-in user and returns the email its
+/// pipeline wrote out once `expected_out` messages have come out.
+fn email_out(node: &TestNode, expected_out: usize) -> Value {
+    let rec = json!({"email": "ann@example.com", "plan": "pro"}).to_string();
+    let reply = node.publish("signup/1", rec.as_bytes(), &[]);
+    assert_eq!(appended_streams(&reply), vec!["signups"], "{reply}");
+    // Wait on the output stream: counters restart with the node, it does not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = read_stream(node, "safe");
+        if out.len() >= expected_out {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no output: {}", status(node));
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(out.len(), expected_out, "each sign-up comes out once");
+    let doc = json_payload(&out[expected_out - 1]);
+    assert_eq!(doc["plan"], "pro", "{doc}");
+    doc["email"].clone()
+}
+
+#[test]
+fn tenants_have_their_own_streams_pipelines_and_pseudonyms() {
+    let (mut node, _wasm) = node_with_tenants();
+
+    node.login("acme", "acme-pw");
+    let acme = email_out(&node, 1);
+    node.login("globex", "globex-pw");
+    let globex = email_out(&node, 1);
+    assert!(
+        is_pseudonym(&acme) && is_pseudonym(&globex),
+        "{acme} {globex}"
+    );
+    assert_ne!(acme, globex, "each tenant's pseudonyms have its own key");
+
+    // Each tenant sees its own streams (the pipeline made its dead-letter
+    // stream); the default tenant has none.
+    for (user, pw) in [("acme", "acme-pw"), ("globex", "globex-pw")] {
+        node.login(user, pw);
+        assert_eq!(
+            stream_names(&node),
+            ["anon-dlq", "safe", "signups"],
+            "{user}"
+        );
+    }
+    node.login("root", "root-pw");
+    assert!(stream_names(&node).is_empty());
+    let (code, v) = node.get("/v1/pipelines");
+    assert_eq!(
+        (code, v["pipelines"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+    // A default-tenant publish on the same topic reaches no tenant's stream.
+    let reply = node.publish("signup/1", b"{\"email\": \"x@example.com\"}", &[]);
+    assert!(appended_streams(&reply).is_empty(), "{reply}");
+
+    // What one tenant creates, another can neither read nor delete.
+    node.login("acme", "acme-pw");
+    node.create_stream("acme-only", json!({"subjects": ["private/#"]}));
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("stream=\"acme-only\"")
+    );
+    for (user, pw) in [("globex", "globex-pw"), ("root", "root-pw")] {
+        node.login(user, pw);
+        assert_eq!(node.get("/v1/streams/acme-only").0, 404, "{user}");
+        assert_eq!(node.delete("/v1/streams/acme-only").0, 404, "{user}");
+        assert_eq!(
+            node.get("/v1/pipelines/anon").0,
+            if user == "root" { 404 } else { 200 }
+        );
+    }
+    let (_, metrics) = node.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        !metrics.contains("acme-only"),
+        "root's metrics name acme's stream"
+    );
+    assert!(metrics.contains("sluice_http_requests_total"), "{metrics}");
+    node.login("globex", "globex-pw");
+    let (code, metrics) = node.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("stream=\"signups\""), "{metrics}");
+    assert!(!metrics.contains("acme-only"), "{metrics}");
+    assert!(
+        !metrics.contains("sluice_http_requests_total"),
+        "node-wide counters are the operator's: {metrics}"
+    );
+
+    // After a restart both tenants' pipelines run again, with the same keys:
+    // acme's from the config file, globex's of the same name from the API.
+    node.restart();
+    node.login("acme", "acme-pw");
+    assert_eq!(email_out(&node, 2), acme);
+    node.login("globex", "globex-pw");
+    assert_eq!(email_out(&node, 2), globex);
+}
+
+#[test]
+fn mqtt_refuses_a_user_of_another_tenant() {
+    let (node, _wasm) = node_with_tenants();
+    for (user, pw, expected) in [
+        ("acme", "acme-pw", ReasonCode::NOT_AUTHORIZED),
+        ("root", "root-pw", ReasonCode::SUCCESS),
+    ] {
+        let mut c = connect_packet(Version::V5, user);
+        c.username = Some(user.into());
+        c.password = Some(Bytes::from(pw.as_bytes().to_vec()));
+        let (_client, ack) = Client::connect(node.mqtt, c);
+        assert_eq!(ack.reason, expected, "{user}");
+    }
+}
+
+#[test]
+fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
+    let users = format!(
+        "[[users]]\nname = \"u\"\npassword_hash = \"{}\"\ntenant = \"no spaces\"\n",
+        hash("p")
+    );
+    let err = serve_failing(
+        "sluice.toml",
+        &[
+            ("sluice.toml", "[auth]\nusers_file = \"users.toml\"\n"),
+            ("users.toml", &users),
+        ],
+    );
+    assert!(err.contains("users.toml:4:"), "{err}");
+    for (config, reason) in [
+        ("[[tenants]]\nname = \"default\"\n", "sluice.toml:1:"),
+        (
+            "[[tenants]]\nname = \"a\"\n\n[[tenants]]\nname = \"a\"\n",
+            "sluice.toml:4:",
+        ),
+        ("[[tenants]]\nname = \"a b\"\n", "sluice.toml:1:"),
+        (
+            "[[tenants]]\nname = \"a\"\n[[tenants.streams]]\nname = \"s\"\nsubjects = [\"x/#/y\"]\n",
+            "sluice.toml:3:",
+        ),
+    ] {
+        let err = serve_failing("sluice.toml", &[("sluice.toml", config)]);
+        assert!(err.contains(reason), "{config}: {err}");
+    }
+}
