@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_mqtt::{Bytes, ReasonCode, Version};
+use sluice_mqtt::{Bytes, QoS, ReasonCode, Version};
 
 use crate::mqtt_auth::hash;
 use crate::mqtt_client::{Client, connect_packet};
@@ -214,8 +214,32 @@ fn tenants_have_their_own_streams_pipelines_and_pseudonyms() {
 }
 
 #[test]
-fn mqtt_refuses_a_user_of_another_tenant() {
-    let (node, _wasm) = node_with_tenants();
+fn mqtt_refuses_a_user_of_another_tenant_and_sees_none_of_its_messages() {
+    let (mut node, _wasm) = node_with_tenants();
+    let mut c = connect_packet(Version::V5, "root-watcher");
+    c.username = Some("root".into());
+    c.password = Some(Bytes::from_static(b"root-pw"));
+    let (mut watcher, ack) = Client::connect(node.mqtt, c);
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    assert_eq!(
+        watcher.subscribe("#", QoS::AtLeastOnce),
+        [ReasonCode::GRANTED_QOS_1]
+    );
+    // Neither acme's HTTP publish nor its pipeline's output reaches a
+    // default-tenant MQTT subscriber, and retaining is refused outright.
+    node.login("acme", "acme-pw");
+    email_out(&node, 1);
+    let (code, v) = node.post_raw("/v1/topics/signup/3", b"{}", &[("sluice-retain", "true")]);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("retain_unsupported")),
+        "{v}"
+    );
+    watcher.expect_silence(Duration::from_millis(500));
+    // The default tenant's own publish still arrives: the watcher works.
+    node.login("root", "root-pw");
+    node.publish("signup/4", b"{}", &[]);
+    assert_eq!(watcher.expect_publish().topic.as_str(), "signup/4");
     for (user, pw, expected) in [
         ("acme", "acme-pw", ReasonCode::NOT_AUTHORIZED),
         ("root", "root-pw", ReasonCode::SUCCESS),

@@ -241,11 +241,18 @@ async fn publish(
         mqtt: Default::default(),
     };
     let retain = text("sluice-retain")?.is_some_and(|v| v == "true" || v == "1");
+    if retain && *tenant != TenantId::default_tenant() {
+        return Err(ApiError::bad_request(
+            "retain_unsupported",
+            "retained messages are MQTT's, which serves the default tenant only",
+        ));
+    }
     // Durable capture first (refused whole on back-pressure), then live
     // delivery to MQTT subscribers at QoS 1, then the wait for durability.
     let pending = node.begin_publish(tenant, &msg)?;
     let retained = retain.then(|| node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce));
-    let (_, held, congested) = node.route_live(&msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
+    let (_, held, congested) =
+        node.route_live(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce, retain, None);
     let appends = pending.wait().await?;
     if let Some(r) = retained {
         r.await?;

@@ -431,9 +431,11 @@ impl Node {
     /// copies held for persistent sessions; await it before acknowledging the
     /// publisher. A subscriber that has fallen behind comes back too: the
     /// publisher should wait for it ([`crate::mqtt::Congested::drained`])
-    /// before taking its next message.
+    /// before taking its next message. MQTT serves the default tenant only,
+    /// so another tenant's messages reach no subscriber.
     pub fn route_live(
         &self,
+        tenant: &TenantId,
         msg: &Message,
         qos: sluice_mqtt::QoS,
         retain: bool,
@@ -444,27 +446,33 @@ impl Node {
         Option<crate::mqtt::Congested>,
     ) {
         let meta = &self.meta;
-        let routed = self.router.route(msg, qos, retain, publisher, |held| {
-            let writes: Vec<MetaWrite> = held
-                .iter()
-                .map(|(client, seq, value)| MetaWrite::PutQueued {
-                    client: client.clone(),
-                    seq: *seq,
-                    value: value.clone(),
-                })
-                .collect();
-            // Queued now, under the router's lock, so no acknowledgement's
-            // delete can overtake it; awaited by whoever acknowledges the publisher.
-            (!writes.is_empty()).then(|| meta.enqueue(writes))
+        let mqtt = *tenant == TenantId::default_tenant();
+        let routed = mqtt.then(|| {
+            self.router.route(msg, qos, retain, publisher, |held| {
+                let writes: Vec<MetaWrite> = held
+                    .iter()
+                    .map(|(client, seq, value)| MetaWrite::PutQueued {
+                        client: client.clone(),
+                        seq: *seq,
+                        value: value.clone(),
+                    })
+                    .collect();
+                // Queued now, under the router's lock, so no acknowledgement's
+                // delete can overtake it; awaited by whoever acknowledges the publisher.
+                (!writes.is_empty()).then(|| meta.enqueue(writes))
+            })
         });
-        let stored = routed.stored;
+        let (subscribers, stored, congested) = match routed {
+            Some(r) => (r.subscribers, r.stored, r.congested),
+            None => (0, None, None),
+        };
         let store = async move {
             if let Some(s) = stored {
                 s.await?;
             }
             Ok(())
         };
-        (routed.subscribers, store, routed.congested)
+        (subscribers, store, congested)
     }
 
     /// Brings persistent MQTT sessions back from the metadata store.

@@ -626,9 +626,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let retain_write = p
             .retain
             .then(|| self.node.retain(&self.tenant, &message, p.qos));
-        let (subscribers, held, congested) =
-            self.node
-                .route_live(&message, p.qos, p.retain, publisher.as_deref());
+        let (subscribers, held, congested) = self.node.route_live(
+            &self.tenant,
+            &message,
+            p.qos,
+            p.retain,
+            publisher.as_deref(),
+        );
         if self.waiting.is_none() {
             // Read nothing more from this publisher until that subscriber,
             // or the metadata writer, catches up.
@@ -933,7 +937,7 @@ async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will
         tracing::error!(client_id, "could not store a retained will");
     }
     let pending = node.begin_publish(&tenant, &message);
-    let (_, held, _) = node.route_live(&message, will.qos, will.retain, None);
+    let (_, held, _) = node.route_live(&tenant, &message, will.qos, will.retain, None);
     if let Ok(p) = pending {
         let _ = p.wait().await;
     }

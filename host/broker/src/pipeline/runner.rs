@@ -566,9 +566,13 @@ impl Runner {
             // A re-run after a crash finds its outputs already appended:
             // live subscribers saw them the first time.
             if appends.is_empty() || appends.iter().any(|a| !a.duplicate) {
-                let (_, held, congested) =
-                    self.node
-                        .route_live(&msg, sluice_mqtt::QoS::AtLeastOnce, false, None);
+                let (_, held, congested) = self.node.route_live(
+                    &self.tenant,
+                    &msg,
+                    sluice_mqtt::QoS::AtLeastOnce,
+                    false,
+                    None,
+                );
                 self.rt.block_on(held)?;
                 // A subscriber far behind slows the pipeline, for a bounded time.
                 if let Some(c) = congested {
