@@ -468,6 +468,48 @@ fn a_reload_under_traffic_neither_loses_nor_repeats_a_message() {
     assert!(switched, "the new version took over");
 }
 
+/// A target stream that cannot keep up holds the pipeline back: the runner
+/// waits for room (counted in `backpressure_waits`) instead of queuing
+/// outputs in memory or dropping them, and every message still comes out
+/// once, in order.
+#[test]
+fn a_full_target_paces_the_pipeline_and_loses_nothing() {
+    const MESSAGES: usize = 300;
+    let node = TestNode::start();
+    node.create_stream("src", json!({"subjects": ["in/#"], "fsync": "never"}));
+    // One queued append at a time, each synced to disk before the next.
+    node.create_stream(
+        "dst",
+        json!({"subjects": ["out/#"], "fsync": "always", "queue_messages_max": 1}),
+    );
+    for i in 0..MESSAGES {
+        node.publish("in/x", format!("{{\"n\": {i}}}").as_bytes(), &[]);
+    }
+    deploy(&node, "passthrough", "1.0.0");
+    create_pipeline(
+        &node,
+        "paced",
+        json!({"source": "src", "steps": [{"handler": "passthrough"}], "output": "out/{topic}",
+               "batch_messages_max": 100}),
+    );
+    let st = wait_status(&node, "paced", 60, |v| {
+        v["lag"] == 0 && v["messages_out"] == MESSAGES
+    });
+    assert!(
+        st["backpressure_waits"].as_u64().unwrap() > 0,
+        "a one-message queue behind fsync was never full: {st}"
+    );
+    let got: Vec<u64> = read_stream(&node, "dst")
+        .iter()
+        .map(|m| json_payload(m)["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..MESSAGES as u64).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+}
+
 #[test]
 fn kill_9_during_a_pipeline_run_loses_and_duplicates_nothing() {
     let mut node = TestNode::start();
