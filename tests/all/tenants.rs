@@ -1,8 +1,8 @@
 //! Tenants over HTTP: users of different tenants on one node, each with
 //! its own streams, handlers and pipelines (from the config file's
-//! `[[tenants]]` and from the API), its own pseudonymisation secret, and
-//! no way to see or touch another's. MQTT serves the default tenant only,
-//! so another tenant's user is refused at CONNECT.
+//! `[[tenants]]` and from the API), its own pseudonymisation secret, its
+//! own MQTT topics, retained messages and client ids, and no way to see or
+//! touch another's.
 
 use std::time::{Duration, Instant};
 
@@ -213,43 +213,108 @@ fn tenants_have_their_own_streams_pipelines_and_pseudonyms() {
     assert_eq!(email_out(&node, 2), globex);
 }
 
+/// An MQTT client of `user` with `client_id`, and its CONNACK reason.
+fn mqtt(node: &TestNode, user: &str, pw: &str, client_id: &str) -> (Client, ReasonCode) {
+    let mut c = connect_packet(Version::V5, client_id);
+    c.username = Some(user.into());
+    c.password = Some(Bytes::from(pw.as_bytes().to_vec()));
+    c.properties.session_expiry_interval_s = Some(300);
+    let (client, ack) = Client::connect(node.mqtt, c);
+    (client, ack.reason)
+}
+
+fn subscribed(c: &mut Client, filter: &str) {
+    assert_eq!(
+        c.subscribe(filter, QoS::AtLeastOnce),
+        [ReasonCode::GRANTED_QOS_1],
+        "{filter}"
+    );
+}
+
 #[test]
-fn mqtt_refuses_a_user_of_another_tenant_and_sees_none_of_its_messages() {
+fn mqtt_clients_meet_only_their_own_tenant() {
     let (mut node, _wasm) = node_with_tenants();
-    let mut c = connect_packet(Version::V5, "root-watcher");
-    c.username = Some("root".into());
-    c.password = Some(Bytes::from_static(b"root-pw"));
-    let (mut watcher, ack) = Client::connect(node.mqtt, c);
-    assert_eq!(ack.reason, ReasonCode::SUCCESS);
-    assert_eq!(
-        watcher.subscribe("#", QoS::AtLeastOnce),
-        [ReasonCode::GRANTED_QOS_1]
-    );
-    // Neither acme's HTTP publish nor its pipeline's output reaches a
-    // default-tenant MQTT subscriber, and retaining is refused outright.
-    node.login("acme", "acme-pw");
-    email_out(&node, 1);
-    let (code, v) = node.post_raw("/v1/topics/signup/3", b"{}", &[("sluice-retain", "true")]);
-    assert_eq!(
-        (code, v["error"]["code"].as_str()),
-        (400, Some("retain_unsupported")),
-        "{v}"
-    );
-    watcher.expect_silence(Duration::from_millis(500));
-    // The default tenant's own publish still arrives: the watcher works.
-    node.login("root", "root-pw");
-    node.publish("signup/4", b"{}", &[]);
-    assert_eq!(watcher.expect_publish().topic.as_str(), "signup/4");
-    for (user, pw, expected) in [
-        ("acme", "acme-pw", ReasonCode::NOT_AUTHORIZED),
-        ("root", "root-pw", ReasonCode::SUCCESS),
-    ] {
-        let mut c = connect_packet(Version::V5, user);
-        c.username = Some(user.into());
-        c.password = Some(Bytes::from(pw.as_bytes().to_vec()));
-        let (_client, ack) = Client::connect(node.mqtt, c);
-        assert_eq!(ack.reason, expected, "{user}");
+    // The same client id in two tenants: two sessions, neither taken over.
+    let (mut acme, r) = mqtt(&node, "acme", "acme-pw", "c1");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    let (mut globex, r) = mqtt(&node, "globex", "globex-pw", "c1");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    let (mut root, r) = mqtt(&node, "root", "root-pw", "c1");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    for c in [&mut acme, &mut globex, &mut root] {
+        subscribed(c, "#");
     }
+    // Acme's HTTP publish and its pipeline's output reach acme's client,
+    // under acme's own topic names, and nobody else.
+    node.login("acme", "acme-pw");
+    let email = email_out(&node, 1);
+    let mut topics = [acme.expect_publish(), acme.expect_publish()].map(|p| p.topic);
+    topics.sort();
+    assert_eq!(topics, ["safe/signup/1", "signup/1"]);
+    // An MQTT publish of acme's is captured by acme's stream and pipeline.
+    let rec = json!({"email": "ann@example.com", "plan": "pro"}).to_string();
+    let (mut acme_pub, _) = mqtt(&node, "acme", "acme-pw", "publisher");
+    assert_eq!(
+        acme_pub.publish("signup/2", rec.as_bytes(), QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    let mut seen = [acme.expect_publish(), acme.expect_publish()];
+    seen.sort_by(|a, b| a.topic.cmp(&b.topic));
+    assert_eq!(seen[0].topic, "safe/signup/2");
+    let out: Value = serde_json::from_slice(&seen[0].payload).unwrap();
+    assert_eq!(
+        out["email"], email,
+        "the same pseudonym, whichever way it came in"
+    );
+    globex.expect_silence(Duration::from_millis(300));
+    root.expect_silence(Duration::from_millis(300));
+    // Globex's client hears globex only, under the same topic names.
+    let (mut globex_pub, _) = mqtt(&node, "globex", "globex-pw", "publisher");
+    globex_pub.publish("signup/3", b"{}", QoS::AtLeastOnce);
+    assert_eq!(globex.expect_publish().topic, "signup/3");
+    acme.expect_silence(Duration::from_millis(300));
+    root.expect_silence(Duration::from_millis(300));
+
+    // Retained messages are per tenant, and survive a restart as such.
+    let (code, v) = node.post_raw(
+        "/v1/topics/status/acme",
+        b"up",
+        &[("sluice-retain", "true")],
+    );
+    assert_eq!(code, 200, "{v}");
+    drop((acme, globex, root, acme_pub, globex_pub));
+    node.restart();
+    let (mut acme, _) = mqtt(&node, "acme", "acme-pw", "c2");
+    subscribed(&mut acme, "status/#");
+    let p = acme.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), p.retain, &p.payload[..]),
+        ("status/acme", true, &b"up"[..])
+    );
+    for (user, pw) in [("globex", "globex-pw"), ("root", "root-pw")] {
+        let (mut other, _) = mqtt(&node, user, pw, "c2");
+        subscribed(&mut other, "status/#");
+        subscribed(&mut other, "+/+");
+        other.expect_silence(Duration::from_millis(300));
+    }
+
+    // The default tenant may not name the prefix other tenants live under.
+    let (_, r) = mqtt(&node, "root", "root-pw", "$tenant/acme/c1");
+    assert_eq!(r, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    let (mut root, _) = mqtt(&node, "root", "root-pw", "snoop");
+    for filter in ["$tenant/acme/#", "$tenant/#", "$share/g/$tenant/acme/#"] {
+        assert_eq!(
+            root.subscribe(filter, QoS::AtLeastOnce),
+            [ReasonCode::NOT_AUTHORIZED],
+            "{filter}"
+        );
+    }
+    // A tenant's own `$tenant/…` names stay inside it.
+    let (mut acme2, _) = mqtt(&node, "acme", "acme-pw", "c3");
+    subscribed(&mut acme2, "$tenant/globex/#");
+    node.login("globex", "globex-pw");
+    node.publish("signup/4", b"{}", &[]);
+    acme2.expect_silence(Duration::from_millis(300));
 }
 
 #[test]

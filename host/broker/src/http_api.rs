@@ -241,12 +241,6 @@ async fn publish(
         mqtt: Default::default(),
     };
     let retain = text("sluice-retain")?.is_some_and(|v| v == "true" || v == "1");
-    if retain && *tenant != TenantId::default_tenant() {
-        return Err(ApiError::bad_request(
-            "retain_unsupported",
-            "retained messages are MQTT's, which serves the default tenant only",
-        ));
-    }
     // Durable capture first (refused whole on back-pressure), then live
     // delivery to MQTT subscribers at QoS 1, then the wait for durability.
     let pending = node.begin_publish(tenant, &msg)?;

@@ -431,8 +431,8 @@ impl Node {
     /// copies held for persistent sessions; await it before acknowledging the
     /// publisher. A subscriber that has fallen behind comes back too: the
     /// publisher should wait for it ([`crate::mqtt::Congested::drained`])
-    /// before taking its next message. MQTT serves the default tenant only,
-    /// so another tenant's messages reach no subscriber.
+    /// before taking its next message. Only `tenant`'s subscribers can get
+    /// it (`mqtt::namespace`).
     pub fn route_live(
         &self,
         tenant: &TenantId,
@@ -446,9 +446,16 @@ impl Node {
         Option<crate::mqtt::Congested>,
     ) {
         let meta = &self.meta;
-        let mqtt = *tenant == TenantId::default_tenant();
-        let routed = mqtt.then(|| {
-            self.router.route(msg, qos, retain, publisher, |held| {
+        use std::borrow::Cow;
+        let inside = crate::mqtt::namespace::topic(tenant, &msg.topic).map(|topic| match topic {
+            Cow::Borrowed(_) => Cow::Borrowed(msg),
+            Cow::Owned(topic) => Cow::Owned(Message {
+                topic,
+                ..msg.clone()
+            }),
+        });
+        let routed = inside.map(|msg| {
+            self.router.route(&msg, qos, retain, publisher, |held| {
                 let writes: Vec<MetaWrite> = held
                     .iter()
                     .map(|(client, seq, value)| MetaWrite::PutQueued {
@@ -546,17 +553,24 @@ impl Node {
         qos: sluice_mqtt::QoS,
     ) -> impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static {
         let key = format!("{tenant}/{}", msg.topic);
-        let write = if msg.payload.is_empty() {
-            MetaWrite::DeleteRetained { key }
-        } else {
-            MetaWrite::PutRetained {
+        // The router's name for the topic, which the stored copy keeps so
+        // that a restart hands it back as is.
+        let inside = crate::mqtt::namespace::topic(tenant, &msg.topic).map(|topic| Message {
+            topic: topic.into_owned(),
+            ..msg.clone()
+        });
+        let write = match &inside {
+            Some(m) if !m.payload.is_empty() => MetaWrite::PutRetained {
                 key,
-                value: crate::mqtt::retained_value(msg, qos),
-            }
+                value: crate::mqtt::retained_value(m, qos),
+            },
+            _ => MetaWrite::DeleteRetained { key },
         };
         // Memory and disk both take retained messages in arrival order: the
         // router now, the store's queue now (the caller awaits durability).
-        self.router.retain(msg, qos);
+        if let Some(m) = &inside {
+            self.router.retain(m, qos);
+        }
         let queued = self.meta.enqueue(vec![write]);
         async move { queued.await.map_err(NodeError::from) }
     }

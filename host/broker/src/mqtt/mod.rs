@@ -5,6 +5,7 @@
 //! HTTP reaches MQTT subscribers.
 
 mod listener;
+pub mod namespace;
 mod router;
 pub mod store;
 mod task;

@@ -870,7 +870,8 @@ pub fn shape(
         None => None,
     };
     Some(Delivery {
-        topic: message.topic.as_str().to_owned(),
+        // The subscriber's tenant's own name for it (see `namespace`).
+        topic: super::namespace::external_topic(message.topic.as_str()).to_owned(),
         payload: message.payload.clone(),
         qos: qos.min(opts.qos),
         retain: retain && opts.retain_as_published,

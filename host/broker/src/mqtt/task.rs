@@ -482,16 +482,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             Err(_) => return self.conn.reject(ReasonCode::SERVER_UNAVAILABLE),
         };
-        if principal.tenant != TenantId::default_tenant() {
-            // MQTT routing, retained messages and sessions are one namespace
-            // today; letting another tenant in would let it see and take
-            // over the default tenant's topics and client ids. Its users
-            // reach the node over HTTP until MQTT is tenant-scoped.
-            tracing::info!(client_id = %client_id, tenant = %principal.tenant,
-                "CONNECT refused: MQTT serves the default tenant only");
+        if principal.tenant == TenantId::default_tenant()
+            && super::namespace::is_reserved(&client_id)
+        {
+            // Other tenants' sessions live under this prefix.
             self.stats.connections_refused.fetch_add(1, Relaxed);
-            return self.conn.reject(ReasonCode::NOT_AUTHORIZED);
+            return self.conn.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
+        // From here on the client is known by its tenant-scoped id: two
+        // tenants' clients may pick the same one without meeting.
+        let client_id = super::namespace::client_id(&principal.tenant, &client_id);
         self.tenant = principal.tenant.clone();
         if let Some(w) = &c.will {
             // A will is a publish like any other: the same ACL and `$` rule.
@@ -750,10 +750,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             };
-            if !identity.principal.may_subscribe(&filter) {
+            let tenant = &identity.principal.tenant;
+            if !identity.principal.may_subscribe(&filter)
+                || (*tenant == TenantId::default_tenant()
+                    && super::namespace::is_reserved(filter.as_str()))
+            {
                 reasons.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
+            let Some(filter) = super::namespace::filter(tenant, &filter) else {
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            };
             if share_group.is_some() && sub.no_local {
                 // MQTT-3.8.3-4: no-local on a shared subscription is a protocol error.
                 return self.conn.disconnect(ReasonCode::PROTOCOL_ERROR);
@@ -796,10 +804,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             .filters
             .iter()
             .map(|f| {
-                match parse_shared(f)
-                    .ok()
-                    .and_then(|(g, f)| TopicFilter::new(f).ok().map(|f| (g, f)))
-                {
+                let tenant = &identity.principal.tenant;
+                match parse_shared(f).ok().and_then(|(g, f)| {
+                    let f = TopicFilter::new(f).ok()?;
+                    super::namespace::filter(tenant, &f).map(|f| (g, f))
+                }) {
                     Some((group, filter))
                         if self
                             .node
