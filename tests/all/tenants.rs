@@ -309,6 +309,20 @@ fn mqtt_clients_meet_only_their_own_tenant() {
             "{filter}"
         );
     }
+    // The prefix costs another tenant two of a topic's 128 levels.
+    let deep = vec!["x"; 127].join("/");
+    node.login("acme", "acme-pw");
+    let (code, v) = node.post_raw(&format!("/v1/topics/{deep}"), b"{}", &[]);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (400, Some("bad_topic")),
+        "{v}"
+    );
+    node.login("root", "root-pw");
+    assert_eq!(
+        node.post_raw(&format!("/v1/topics/{deep}"), b"{}", &[]).0,
+        200
+    );
     // A tenant's own `$tenant/…` names stay inside it.
     let (mut acme2, _) = mqtt(&node, "acme", "acme-pw", "c3");
     subscribed(&mut acme2, "$tenant/globex/#");

@@ -192,6 +192,12 @@ async fn publish(
             "topics starting with '$' are reserved for the broker",
         ));
     }
+    if crate::mqtt::namespace::topic(tenant, &topic).is_none() {
+        return Err(ApiError::bad_request(
+            "bad_topic",
+            "too deep once the tenant's prefix is added: a tenant's topics have at most 126 levels",
+        ));
+    }
     caller.may_publish(&topic)?;
     let (parts, body) = req.into_parts();
     let text = |name: &str| -> Result<Option<String>, ApiError> {

@@ -601,6 +601,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             return;
         }
+        if super::namespace::topic(&self.tenant, &topic).is_none() {
+            // Too deep once the tenant's prefix is added (docs/mqtt.md).
+            return self.conn.disconnect(ReasonCode::TOPIC_NAME_INVALID);
+        }
         let publisher = self.identity.as_ref().map(|i| i.client_id.clone());
         let message = message_from_publish(topic, p.payload, p.properties, crate::stream::now_ms());
         let pending = match self.node.begin_publish(&self.tenant, &message) {
