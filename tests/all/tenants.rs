@@ -352,6 +352,7 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
             "sluice.toml:4:",
         ),
         ("[[tenants]]\nname = \"a b\"\n", "sluice.toml:1:"),
+        ("[[tenants]]\nname = \"a\"\nstreams_max = 0\n", "quota of 0"),
         (
             "[[tenants]]\nname = \"a\"\n[[tenants.streams]]\nname = \"s\"\nsubjects = [\"x/#/y\"]\n",
             "sluice.toml:3:",
@@ -360,4 +361,133 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
         let err = serve_failing("sluice.toml", &[("sluice.toml", config)]);
         assert!(err.contains(reason), "{config}: {err}");
     }
+}
+
+/// A node where acme has quotas (one stream, 5 publishes a second) and
+/// globex, beside it, has none.
+fn node_with_quotas() -> TestNode {
+    let users = format!(
+        r#"
+[[users]]
+name = "acme"
+password_hash = "{}"
+admin = true
+tenant = "acme"
+
+[[users]]
+name = "globex"
+password_hash = "{}"
+admin = true
+tenant = "globex"
+"#,
+        hash("acme-pw"),
+        hash("globex-pw"),
+    );
+    let config = r#"
+[auth]
+users_file = "users.toml"
+
+[[tenants]]
+name = "acme"
+streams_max = 1
+publish_messages_per_s_max = 5
+
+[[tenants.streams]]
+name = "events"
+subjects = ["e/#"]
+
+[[tenants]]
+name = "globex"
+
+[[tenants.streams]]
+name = "events"
+subjects = ["e/#"]
+"#;
+    TestNode::start_with_files(Some(config), &[("users.toml", &users)])
+}
+
+/// Publishes `n` messages as fast as one client can; (accepted, refused,
+/// seconds taken). Every refusal must be a 429 `rate_limited` with
+/// `Retry-After`.
+fn publish_burst(node: &TestNode, n: usize) -> (usize, usize, f64) {
+    let start = Instant::now();
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..n {
+        let req = node
+            .authorized(node.agent.post(format!("{}/v1/topics/e/{i}", node.url)))
+            .send(b"x".as_slice());
+        let mut resp = req.expect("transport");
+        match resp.status().as_u16() {
+            200 => accepted += 1,
+            429 => {
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body: Value =
+                    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+                assert_eq!(
+                    (retry.as_deref(), body["error"]["code"].as_str()),
+                    (Some("1"), Some("rate_limited")),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    (accepted, refused, start.elapsed().as_secs_f64())
+}
+
+#[test]
+fn a_tenants_quota_slows_that_tenant_only() {
+    let mut node = node_with_quotas();
+    node.login("acme", "acme-pw");
+    let (code, v) = node.put_json("/v1/streams/more", &json!({"subjects": ["m/#"]}));
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{v}"
+    );
+
+    let (accepted, refused, secs) = publish_burst(&node, 120);
+    assert!(
+        refused > 0,
+        "120 publishes in {secs:.2} s against 5 a second"
+    );
+    assert!(
+        accepted >= 5,
+        "a second's worth goes through at once: {accepted}"
+    );
+    let allowed = 5.0 + 5.0 * secs + 1.0;
+    assert!(
+        accepted as f64 <= allowed,
+        "{accepted} accepted in {secs:.2} s"
+    );
+    let (_, v) = node.get("/v1/streams/events");
+    let kept: u64 = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["end_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(kept, accepted as u64, "only the accepted are kept: {v}");
+
+    // Globex, on the same node, is not slowed at all.
+    node.login("globex", "globex-pw");
+    let (accepted, refused, _) = publish_burst(&node, 120);
+    assert_eq!((accepted, refused), (120, 0));
+
+    // Over MQTT, acme's QoS 1 publishes past the quota get 0x97.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (mut c, r) = mqtt(&node, "acme", "acme-pw", "burst");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    let reasons: Vec<ReasonCode> = (0..60)
+        .map(|i| c.publish(&format!("e/{i}"), b"x", QoS::AtLeastOnce))
+        .collect();
+    assert!(
+        reasons.iter().take(5).all(|r| *r == ReasonCode::SUCCESS),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&ReasonCode::QUOTA_EXCEEDED), "{reasons:?}");
 }

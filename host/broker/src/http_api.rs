@@ -41,6 +41,13 @@ impl From<NodeError> for ApiError {
                 retry_after_s: Some(1),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backpressure", msg)
             },
+            NodeError::RateLimited { .. } => ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg)
+            },
+            NodeError::QuotaExceeded(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", msg)
+            }
             NodeError::TooManyStreams(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "too_many_streams", msg)
             }

@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod node;
 pub mod options;
 pub mod pipeline;
+pub mod quota;
 pub mod server;
 pub mod spec_doc;
 pub mod stream;

@@ -38,6 +38,12 @@ pub enum NodeError {
     Backpressure { stream: String, queued: usize },
     #[error("the node holds {0} streams already, its limit")]
     TooManyStreams(usize),
+    #[error(
+        "tenant {tenant} publishes more than its quota of {per_s} messages a second; retry shortly"
+    )]
+    RateLimited { tenant: String, per_s: u32 },
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     Storage(String),
     #[error("{0} does not exist")]
@@ -138,6 +144,7 @@ pub struct Node {
     pub mqtt_permits: Arc<tokio::sync::Semaphore>,
     /// Wasm pipelines, their handlers and the tenants' secrets.
     pub pipelines: crate::pipeline::Pipelines,
+    quotas: crate::quota::Quotas,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
@@ -183,6 +190,7 @@ impl Node {
                 meta.clone(),
                 options.wasm.clone(),
             ),
+            quotas: crate::quota::Quotas::new(options.tenant_quotas.clone()),
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
@@ -314,6 +322,14 @@ impl Node {
         if count >= self.options.limits.streams_max {
             return Err(NodeError::TooManyStreams(count));
         }
+        if let Some(max) = self.quotas.streams_max(tenant) {
+            let held = self.streams(tenant).len();
+            if held >= max {
+                return Err(NodeError::QuotaExceeded(format!(
+                    "tenant {tenant} holds {held} streams, its quota (`streams_max`)"
+                )));
+            }
+        }
         let n = self.clone();
         let t = tenant.clone();
         let stream = tokio::task::spawn_blocking(move || n.open_stream(t, spec))
@@ -398,6 +414,12 @@ impl Node {
         tenant: &TenantId,
         msg: &Message,
     ) -> Result<PendingAppends, NodeError> {
+        self.quotas
+            .take_publish(tenant)
+            .map_err(|per_s| NodeError::RateLimited {
+                tenant: tenant.to_string(),
+                per_s,
+            })?;
         let targets: Vec<Arc<Stream>> = self
             .streams(tenant)
             .into_iter()

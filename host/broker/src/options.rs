@@ -33,6 +33,8 @@ pub struct NodeOptions {
     /// Pipelines declared in the config file, with their tenant: created or
     /// reloaded at start-up.
     pub pipelines: Vec<(TenantId, crate::pipeline::spec::PipelineSpec)>,
+    /// Quotas of the tenants that have any.
+    pub tenant_quotas: std::collections::HashMap<TenantId, crate::quota::TenantQuota>,
 }
 
 /// Node-wide limits, each named with its unit.
@@ -90,6 +92,7 @@ impl NodeOptions {
             wasm: sluice_wasm::RuntimeConfig::default(),
             handlers: Vec::new(),
             pipelines: Vec::new(),
+            tenant_quotas: Default::default(),
         }
     }
 }

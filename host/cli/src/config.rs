@@ -60,6 +60,11 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct TenantSection {
     pub name: String,
+    /// Quota: streams the tenant may hold (its dead-letter streams too).
+    pub streams_max: Option<usize>,
+    /// Quota: messages a second the tenant may publish, over HTTP, MQTT and
+    /// its pipelines' outputs, in bursts of up to one second's worth.
+    pub publish_messages_per_s_max: Option<u32>,
     #[serde(default)]
     pub streams: Vec<toml::Spanned<StreamDoc>>,
     #[serde(default)]
@@ -307,6 +312,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     for t in &cfg.tenants {
         let section = t.get_ref();
         let tenant = TenantId::new(&section.name).map_err(|e| at(t.span(), e.to_string()))?;
+        if section.streams_max == Some(0) || section.publish_messages_per_s_max == Some(0) {
+            return Err(at(
+                t.span(),
+                "a quota of 0 allows nothing: leave it out for no limit".into(),
+            ));
+        }
         if tenant == TenantId::default_tenant() || !tenants.insert(tenant.clone()) {
             return Err(at(
                 t.span(),
@@ -536,6 +547,18 @@ impl ConfigFile {
         }
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;
+        o.tenant_quotas = self
+            .tenants
+            .iter()
+            .map(|t| {
+                let t = t.get_ref();
+                let quota = sluice_broker::quota::TenantQuota {
+                    streams_max: t.streams_max,
+                    publish_messages_per_s_max: t.publish_messages_per_s_max,
+                };
+                (TenantId::new(&t.name).expect("checked by parse"), quota)
+            })
+            .collect();
         let w = self.wasm;
         if let Some(f) = w.fuel {
             o.wasm.fuel_enabled = f;

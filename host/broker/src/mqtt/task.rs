@@ -609,7 +609,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let message = message_from_publish(topic, p.payload, p.properties, crate::stream::now_ms());
         let pending = match self.node.begin_publish(&self.tenant, &message) {
             Ok(pending) => pending,
-            Err(NodeError::Backpressure { .. }) => {
+            Err(NodeError::Backpressure { .. } | NodeError::RateLimited { .. }) => {
                 if let Some(id) = p.packet_id {
                     self.conn
                         .publish_done(id, p.qos, ReasonCode::QUOTA_EXCEEDED);

@@ -551,7 +551,7 @@ impl Runner {
                         pending.push((msg, p));
                         break;
                     }
-                    Err(NodeError::Backpressure { .. }) => {
+                    Err(NodeError::Backpressure { .. } | NodeError::RateLimited { .. }) => {
                         self.stats.backpressure_waits.fetch_add(1, Relaxed);
                         if self.poll_control(Duration::from_millis(5)) {
                             return Err(Interrupt::Stop);
