@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_mqtt::{Bytes, QoS, ReasonCode, Version};
+use sluice_mqtt::{Bytes, Packet, QoS, ReasonCode, Version};
 
 use crate::mqtt_auth::hash;
 use crate::mqtt_client::{Client, connect_packet};
@@ -75,6 +75,10 @@ name = "anon"
 source = "signups"
 output = "safe/{{topic}}"
 steps = [{{ handler = "anonymise", config = {{ rules = [{{ path = "$.email", op = "pseudonymize" }}] }} }}]
+
+# Globex's streams and pipeline come over the API.
+[[tenants]]
+name = "globex"
 "#,
         wasm.display()
     );
@@ -166,6 +170,14 @@ fn tenants_have_their_own_streams_pipelines_and_pseudonyms() {
     // A default-tenant publish on the same topic reaches no tenant's stream.
     let reply = node.publish("signup/1", b"{\"email\": \"x@example.com\"}", &[]);
     assert!(appended_streams(&reply).is_empty(), "{reply}");
+
+    // The audit log is per tenant: acme's admin does not see root's reversal.
+    let (code, v) = node.post_json("/v1/tokens/reverse", &json!({"tokens": ["tok_unknown"]}));
+    assert_eq!(code, 200, "{v}");
+    let audit = |node: &TestNode| node.get("/v1/audit").1["records"].as_array().unwrap().len();
+    assert_eq!(audit(&node), 1);
+    node.login("acme", "acme-pw");
+    assert_eq!(audit(&node), 0, "another tenant's audit records");
 
     // What one tenant creates, another can neither read nor delete.
     node.login("acme", "acme-pw");
@@ -284,6 +296,28 @@ fn mqtt_clients_meet_only_their_own_tenant() {
     assert_eq!(code, 200, "{v}");
     drop((acme, globex, root, acme_pub, globex_pub));
     node.restart();
+    // Acme's persistent session `c1` comes back with its `#`, still acme's.
+    let mut c = connect_packet(Version::V5, "c1");
+    c.clean_start = false;
+    c.username = Some("acme".into());
+    c.password = Some(Bytes::from_static(b"acme-pw"));
+    c.properties.session_expiry_interval_s = Some(300);
+    let (mut c1, ack) = Client::connect(node.mqtt, c);
+    assert!(ack.session_present, "acme's c1 was restored");
+    node.login("root", "root-pw");
+    node.publish("x/1", b"root's", &[]);
+    node.login("acme", "acme-pw");
+    node.publish("restored/1", b"acme's", &[]);
+    let mut got = Vec::new();
+    while let Some(Packet::Publish(p)) = c1.recv_within(Duration::from_millis(500)) {
+        c1.ack(&p);
+        got.push(p.topic);
+    }
+    assert!(got.iter().any(|t| t == "restored/1"), "{got:?}");
+    assert!(
+        got.iter().all(|t| t != "x/1"),
+        "root's message reached acme: {got:?}"
+    );
     let (mut acme, _) = mqtt(&node, "acme", "acme-pw", "c2");
     subscribed(&mut acme, "status/#");
     let p = acme.expect_publish();
@@ -333,38 +367,58 @@ fn mqtt_clients_meet_only_their_own_tenant() {
 
 #[test]
 fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
-    let users = format!(
-        "[[users]]\nname = \"u\"\npassword_hash = \"{}\"\ntenant = \"no spaces\"\n",
-        hash("p")
-    );
-    let err = serve_failing(
-        "sluice.toml",
-        &[
-            ("sluice.toml", "[auth]\nusers_file = \"users.toml\"\n"),
-            ("users.toml", &users),
-        ],
-    );
-    assert!(err.contains("users.toml:4:"), "{err}");
-    for (config, reason) in [
-        ("[[tenants]]\nname = \"default\"\n", "sluice.toml:1:"),
+    for (tenant, reason) in [
+        ("no spaces", "users.toml:4:"),
+        ("acmee", "tenant \"acmee\" is not declared"),
+    ] {
+        let users = format!(
+            "[[users]]\nname = \"u\"\npassword_hash = \"{}\"\ntenant = \"{tenant}\"\n",
+            hash("p")
+        );
+        let config = "[auth]\nusers_file = \"users.toml\"\n[[tenants]]\nname = \"acme\"\n";
+        let err = serve_failing(
+            "sluice.toml",
+            &[("sluice.toml", config), ("users.toml", &users)],
+        );
+        assert!(
+            err.contains(reason) && err.contains("users.toml:4:"),
+            "{tenant}: {err}"
+        );
+    }
+    for (config, at, reason) in [
+        (
+            "[[tenants]]\nname = \"default\"\n",
+            "sluice.toml:1:",
+            "declared twice",
+        ),
         (
             "[[tenants]]\nname = \"a\"\n\n[[tenants]]\nname = \"a\"\n",
             "sluice.toml:4:",
+            "declared twice",
         ),
-        ("[[tenants]]\nname = \"a b\"\n", "sluice.toml:1:"),
-        ("[[tenants]]\nname = \"a\"\nstreams_max = 0\n", "quota of 0"),
+        (
+            "[[tenants]]\nname = \"a b\"\n",
+            "sluice.toml:1:",
+            "may contain only",
+        ),
+        (
+            "[[tenants]]\nname = \"a\"\nstreams_max = 0\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
         (
             "[[tenants]]\nname = \"a\"\n[[tenants.streams]]\nname = \"s\"\nsubjects = [\"x/#/y\"]\n",
             "sluice.toml:3:",
+            "stream:",
         ),
     ] {
         let err = serve_failing("sluice.toml", &[("sluice.toml", config)]);
-        assert!(err.contains(reason), "{config}: {err}");
+        assert!(err.contains(at) && err.contains(reason), "{config}: {err}");
     }
 }
 
 /// A node where acme has quotas (one stream, 5 publishes a second) and
-/// globex, beside it, has none.
+/// globex, beside it, a rate of its own that it will not reach.
 fn node_with_quotas() -> TestNode {
     let users = format!(
         r#"
@@ -398,6 +452,7 @@ subjects = ["e/#"]
 
 [[tenants]]
 name = "globex"
+publish_messages_per_s_max = 100000
 
 [[tenants.streams]]
 name = "events"
@@ -473,7 +528,7 @@ fn a_tenants_quota_slows_that_tenant_only() {
         .sum();
     assert_eq!(kept, accepted as u64, "only the accepted are kept: {v}");
 
-    // Globex, on the same node, is not slowed at all.
+    // Globex, on the same node, has its own allowance and is not slowed.
     node.login("globex", "globex-pw");
     let (accepted, refused, _) = publish_burst(&node, 120);
     assert_eq!((accepted, refused), (120, 0));

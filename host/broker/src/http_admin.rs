@@ -46,7 +46,7 @@ pub async fn route(
             let limit = param::<usize>(&q, "limit")?
                 .unwrap_or(100)
                 .min(AUDIT_READ_MAX);
-            let records = audit_log(&node.meta, limit)?;
+            let records = audit_log(&node.meta, tenant, limit)?;
             Ok(json(StatusCode::OK, &json!({"records": records})))
         }
         (_, ["v1", "tokens", "reverse"] | ["v1", "audit"]) => Err(method_not_allowed()),

@@ -621,7 +621,7 @@ fn metrics(node: &Node, tenant: &TenantId) -> Resp {
     let mut out = String::new();
     // Node-wide counters are the operator's, who is the default tenant's
     // admin; another tenant's admin sees its own streams and pipelines.
-    if *tenant == TenantId::default_tenant() {
+    if tenant.is_default() {
         node.metrics.render(&mut out);
     }
     node.render_pipeline_metrics(tenant, &mut out);

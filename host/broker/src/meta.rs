@@ -392,18 +392,25 @@ impl Meta {
         self.all(table.def())
     }
 
-    /// The last `limit` documents of `table` in key order, newest (last) first.
+    /// The last `limit` documents of `table` that `keep` accepts, in key
+    /// order, newest (last) first.
     pub fn last_items(
         &self,
         table: Table,
         limit: usize,
+        keep: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(table.def()).map_err(db_err)?;
         let mut out = Vec::new();
-        for entry in t.iter().map_err(db_err)?.rev().take(limit) {
+        for entry in t.iter().map_err(db_err)?.rev() {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = entry.map_err(db_err)?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
+            if keep(v.value()) {
+                out.push((k.value().to_owned(), v.value().to_vec()));
+            }
         }
         Ok(out)
     }

@@ -262,11 +262,14 @@ impl Node {
     }
 
     pub fn streams(&self, tenant: &TenantId) -> Vec<Arc<Stream>> {
+        // The map is ordered by tenant first: walk this tenant's range only,
+        // so no tenant's publishes pay for another's streams.
+        let from = (tenant.clone(), StreamName::smallest());
         self.streams
             .read()
             .expect("streams lock")
-            .iter()
-            .filter(|((t, _), _)| t == tenant)
+            .range(from..)
+            .take_while(|((t, _), _)| t == tenant)
             .map(|(_, s)| s.clone())
             .collect()
     }
@@ -468,14 +471,7 @@ impl Node {
         Option<crate::mqtt::Congested>,
     ) {
         let meta = &self.meta;
-        use std::borrow::Cow;
-        let inside = crate::mqtt::namespace::topic(tenant, &msg.topic).map(|topic| match topic {
-            Cow::Borrowed(_) => Cow::Borrowed(msg),
-            Cow::Owned(topic) => Cow::Owned(Message {
-                topic,
-                ..msg.clone()
-            }),
-        });
+        let inside = mqtt_view(tenant, msg);
         let routed = inside.map(|msg| {
             self.router.route(&msg, qos, retain, publisher, |held| {
                 let writes: Vec<MetaWrite> = held
@@ -577,10 +573,7 @@ impl Node {
         let key = format!("{tenant}/{}", msg.topic);
         // The router's name for the topic, which the stored copy keeps so
         // that a restart hands it back as is.
-        let inside = crate::mqtt::namespace::topic(tenant, &msg.topic).map(|topic| Message {
-            topic: topic.into_owned(),
-            ..msg.clone()
-        });
+        let inside = mqtt_view(tenant, msg);
         let write = match &inside {
             Some(m) if !m.payload.is_empty() => MetaWrite::PutRetained {
                 key,
@@ -793,4 +786,18 @@ pub(crate) fn read_round_robin(
         }
     }
     Ok(fetched)
+}
+
+/// `msg` as the MQTT router knows it: the default tenant's as is, another
+/// tenant's under its prefix (`mqtt::namespace`); `None` when the prefix
+/// makes the topic too deep to route.
+fn mqtt_view<'a>(tenant: &TenantId, msg: &'a Message) -> Option<std::borrow::Cow<'a, Message>> {
+    use std::borrow::Cow;
+    Some(match crate::mqtt::namespace::topic(tenant, &msg.topic)? {
+        Cow::Borrowed(_) => Cow::Borrowed(msg),
+        Cow::Owned(topic) => Cow::Owned(Message {
+            topic,
+            ..msg.clone()
+        }),
+    })
 }

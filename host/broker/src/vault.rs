@@ -143,6 +143,12 @@ impl TokenVault for Vault {
     }
 }
 
+/// Just the tenant of an audit record.
+#[derive(Deserialize)]
+struct TenantOf<'a> {
+    tenant: &'a str,
+}
+
 /// One admin action, as the audit log keeps it: who, when, what, and
 /// which tokens (never the values behind them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,9 +176,17 @@ pub async fn audit(meta: &Meta, record: &AuditRecord) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The newest `limit` audit records, newest first.
-pub fn audit_log(meta: &Meta, limit: usize) -> Result<Vec<AuditRecord>, NodeError> {
-    meta.last_items(Table::Audit, limit)?
+/// The newest `limit` audit records of `tenant`, newest first.
+pub fn audit_log(
+    meta: &Meta,
+    tenant: &TenantId,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, NodeError> {
+    // Admin actions are few: reading back through other tenants' records
+    // to find `limit` of this one's is cheap.
+    let mine =
+        |v: &[u8]| serde_json::from_slice::<TenantOf>(v).is_ok_and(|r| r.tenant == tenant.as_str());
+    meta.last_items(Table::Audit, limit, mine)?
         .into_iter()
         .map(|(_, v)| {
             serde_json::from_slice(&v)

@@ -189,7 +189,12 @@ struct UserEntry {
 }
 
 /// Reads a users file into the broker's user specs, with file:line errors.
-pub fn read_users(path: &Path) -> Result<Vec<sluice_broker::auth::UserSpec>, ConfigError> {
+/// A user's `tenant` must be `default` or one of `tenants` (declared in
+/// the config file), so a misspelt name is an error, not a new tenant.
+pub fn read_users(
+    path: &Path,
+    tenants: &std::collections::HashSet<TenantId>,
+) -> Result<Vec<sluice_broker::auth::UserSpec>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
     let file: UsersFile = toml::from_str(&text).map_err(|e| {
@@ -205,11 +210,21 @@ pub fn read_users(path: &Path) -> Result<Vec<sluice_broker::auth::UserSpec>, Con
         .into_iter()
         .map(|u| {
             let tenant = match &u.tenant {
-                None => sluice_core::TenantId::default_tenant(),
-                Some(t) => sluice_core::TenantId::new(t.get_ref()).map_err(|e| {
-                    let (line, col) = line_col(&text, t.span().start);
-                    ConfigError(format!("{}:{line}:{col}: {e}", path.display()))
-                })?,
+                None => TenantId::default_tenant(),
+                Some(t) => {
+                    let at = |msg: String| {
+                        let (line, col) = line_col(&text, t.span().start);
+                        ConfigError(format!("{}:{line}:{col}: {msg}", path.display()))
+                    };
+                    let tenant = TenantId::new(t.get_ref()).map_err(|e| at(e.to_string()))?;
+                    if !tenant.is_default() && !tenants.contains(&tenant) {
+                        return Err(at(format!(
+                            "user {:?}: tenant \"{tenant}\" is not declared in the config file (add [[tenants]] name = \"{tenant}\")",
+                            u.name
+                        )));
+                    }
+                    tenant
+                }
             };
             Ok(sluice_broker::auth::UserSpec {
                 name: u.name,
@@ -318,7 +333,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 "a quota of 0 allows nothing: leave it out for no limit".into(),
             ));
         }
-        if tenant == TenantId::default_tenant() || !tenants.insert(tenant.clone()) {
+        if tenant.is_default() || !tenants.insert(tenant.clone()) {
             return Err(at(
                 t.span(),
                 format!(
@@ -409,7 +424,14 @@ impl ConfigFile {
     /// file's directory, against which the users file is found.
     pub fn into_options_at(self, base: &Path) -> Result<NodeOptions, ConfigError> {
         let users = match &self.auth.users_file {
-            Some(f) => Some(read_users(&base.join(f))?),
+            Some(f) => {
+                let tenants = self
+                    .tenants
+                    .iter()
+                    .map(|t| TenantId::new(&t.get_ref().name).expect("checked by parse"))
+                    .collect();
+                Some(read_users(&base.join(f), &tenants)?)
+            }
             None => None,
         };
         let allow_anonymous = self.auth.allow_anonymous.unwrap_or(users.is_none());

@@ -91,10 +91,24 @@ name_type!(
     "group"
 );
 
+impl StreamName {
+    /// The name that sorts before every other, for ranges over a map keyed by names.
+    pub fn smallest() -> Self {
+        Self(String::new())
+    }
+}
+
+const DEFAULT_TENANT: &str = "default";
+
 impl TenantId {
     /// The tenant that exists on every node and owns everything until tenants are configured.
     pub fn default_tenant() -> Self {
-        Self("default".to_owned())
+        Self(DEFAULT_TENANT.to_owned())
+    }
+
+    /// Whether this is the default tenant (without building one to compare).
+    pub fn is_default(&self) -> bool {
+        self.0 == DEFAULT_TENANT
     }
 }
 

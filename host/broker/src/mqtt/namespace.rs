@@ -14,7 +14,7 @@ use sluice_core::{TenantId, TopicFilter, TopicName};
 const LEVEL: &str = "$tenant";
 
 fn prefix(tenant: &TenantId) -> Option<String> {
-    (*tenant != TenantId::default_tenant()).then(|| format!("{LEVEL}/{tenant}/"))
+    (!tenant.is_default()).then(|| format!("{LEVEL}/{tenant}/"))
 }
 
 /// `topic` as the router knows it (the default tenant's, borrowed as
@@ -52,10 +52,15 @@ pub fn is_reserved(name: &str) -> bool {
 /// The topic as its subscriber's tenant writes it: the router's topic
 /// without the prefix.
 pub fn external_topic(internal: &str) -> &str {
-    internal
-        .strip_prefix("$tenant/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(internal, |(_, topic)| topic)
+    &internal[tenant_prefix(internal).map_or(0, str::len)..]
+}
+
+/// The `$tenant/{name}/` a router topic starts with, if it is another
+/// tenant's.
+pub fn tenant_prefix(internal: &str) -> Option<&str> {
+    let rest = internal.strip_prefix("$tenant/")?;
+    let end = internal.len() - rest.len() + rest.find('/')? + 1;
+    Some(&internal[..end])
 }
 
 #[cfg(test)]
@@ -76,6 +81,8 @@ mod tests {
         assert_eq!(inside.as_str(), "$tenant/acme/a/b");
         assert_eq!(external_topic(inside.as_str()), "a/b");
         assert_eq!(external_topic("a/b"), "a/b");
+        assert_eq!(tenant_prefix(inside.as_str()), Some("$tenant/acme/"));
+        assert_eq!(tenant_prefix("a/b"), None);
         assert_eq!(client_id(&acme, "c1"), "$tenant/acme/c1");
         assert_eq!(client_id(&default, "c1"), "c1");
         let f = filter(&acme, &TopicFilter::new("#").unwrap()).unwrap();

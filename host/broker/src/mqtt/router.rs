@@ -593,7 +593,12 @@ impl Router {
                 online
             };
             // One cursor per group: keyed by topic it would grow with every
-            // topic ever published under a shared filter.
+            // topic ever published under a shared filter. Per tenant, so
+            // one tenant's traffic does not move another's choice.
+            let group = match super::namespace::tenant_prefix(message.topic.as_str()) {
+                Some(tenant) => format!("{tenant}{group}"),
+                None => group,
+            };
             let cursor = st.share_cursor.entry(group).or_insert(0);
             let pick = pool[*cursor % pool.len()];
             *cursor = cursor.wrapping_add(1);

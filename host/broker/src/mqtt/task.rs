@@ -482,9 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             Err(_) => return self.conn.reject(ReasonCode::SERVER_UNAVAILABLE),
         };
-        if principal.tenant == TenantId::default_tenant()
-            && super::namespace::is_reserved(&client_id)
-        {
+        if principal.tenant.is_default() && super::namespace::is_reserved(&client_id) {
             // Other tenants' sessions live under this prefix.
             self.stats.connections_refused.fetch_add(1, Relaxed);
             return self.conn.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
@@ -495,8 +493,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         self.tenant = principal.tenant.clone();
         if let Some(w) = &c.will {
             // A will is a publish like any other: the same ACL and `$` rule.
-            let allowed =
-                super::topic(&w.topic).is_some_and(|t| !t.is_system() && principal.may_publish(&t));
+            let allowed = super::topic(&w.topic).is_some_and(|t| {
+                !t.is_system()
+                    && principal.may_publish(&t)
+                    && super::namespace::topic(&principal.tenant, &t).is_some()
+            });
             if !allowed {
                 self.stats.connections_refused.fetch_add(1, Relaxed);
                 return self.conn.reject(ReasonCode::NOT_AUTHORIZED);
@@ -756,8 +757,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             };
             let tenant = &identity.principal.tenant;
             if !identity.principal.may_subscribe(&filter)
-                || (*tenant == TenantId::default_tenant()
-                    && super::namespace::is_reserved(filter.as_str()))
+                || (tenant.is_default() && super::namespace::is_reserved(filter.as_str()))
             {
                 reasons.push(ReasonCode::NOT_AUTHORIZED);
                 continue;

@@ -180,6 +180,9 @@ impl Node {
             .await
             .map_err(|e| NodeError::Storage(e.to_string()))?
             .map_err(|e| NodeError::Invalid(format!("handler {name}@{version}: {e}")))?;
+        // Component files are shared by content hash, across tenants too:
+        // a delete must not remove the file this deploy is about to point at.
+        let _admin = self.pipelines.admin.lock().await;
         self.pipelines
             .handlers
             .put(tenant, name, version, &wasm)
