@@ -506,8 +506,18 @@ impl Router {
             return Vec::new();
         }
         let st = self.lock();
+        // Only topics that start with the filter's literal levels can match:
+        // walk that range of the map, not every tenant's retained messages.
+        let literal = filter.as_str();
+        let literal =
+            literal[..literal.find(['+', '#']).unwrap_or(literal.len())].trim_end_matches('/');
         st.retained
-            .values()
+            .range::<str, _>((
+                std::ops::Bound::Included(literal),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(topic, _)| topic.starts_with(literal))
+            .map(|(_, r)| r)
             .filter(|r| filter.matches(&r.message.topic))
             .filter_map(|r| {
                 let options = SubOptions {
@@ -954,6 +964,50 @@ mod tests {
             payload: Bytes::from_static(b"m"),
             timestamp_ms: crate::stream::now_ms(),
             mqtt: Default::default(),
+        }
+    }
+
+    #[test]
+    fn retained_for_a_filter_is_every_match_and_nothing_else() {
+        let r = router(usize::MAX, 0);
+        let topics = ["a", "a/b", "a/b/c", "ab", "b/c", "$SYS/x", "$tenant/acme/a"];
+        for t in topics {
+            r.retain(
+                &Message {
+                    topic: TopicName::new(t).unwrap(),
+                    ..message()
+                },
+                QoS::AtMostOnce,
+            );
+        }
+        for filter in [
+            "a/#",
+            "a",
+            "a/+",
+            "+/c",
+            "#",
+            "+",
+            "a/b/#",
+            "$tenant/acme/#",
+            "$SYS/+",
+            "ab/#",
+            "zz/#",
+        ] {
+            let f = TopicFilter::new(filter).unwrap();
+            let sub = sluice_mqtt::Subscription::new(filter, QoS::AtMostOnce);
+            let mut got: Vec<String> = r
+                .retained_for(&f, &sub, true, None, Instant::now())
+                .into_iter()
+                .map(|d| d.topic)
+                .collect();
+            got.sort();
+            let mut want: Vec<String> = topics
+                .iter()
+                .filter(|t| f.matches(&TopicName::new(t).unwrap()))
+                .map(|t| super::super::namespace::external_topic(t).to_owned())
+                .collect();
+            want.sort();
+            assert_eq!(got, want, "{filter}");
         }
     }
 
