@@ -19,14 +19,10 @@ fn policy() -> Value {
     json!({"rules": [{"path": "$.email", "op": "pseudonymize"}]})
 }
 
-/// `root` is the default tenant's admin; `acme` and `globex` admin their
-/// own tenants. Acme's pipeline comes from the config file.
-fn node_with_tenants() -> (TestNode, tempfile::TempDir) {
-    // The component file must outlive start-up and restarts.
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("anonymise.wasm");
-    std::fs::write(&wasm, crate::guests::guest("anonymise")).unwrap();
-    let users = format!(
+/// The users file of these tests: `root` admins the default tenant,
+/// `acme` and `globex` their own tenants.
+fn users() -> String {
+    format!(
         r#"
 [[users]]
 name = "root"
@@ -48,7 +44,17 @@ tenant = "globex"
         hash("root-pw"),
         hash("acme-pw"),
         hash("globex-pw"),
-    );
+    )
+}
+
+/// `root` is the default tenant's admin; `acme` and `globex` admin their
+/// own tenants. Acme's pipeline comes from the config file.
+fn node_with_tenants() -> (TestNode, tempfile::TempDir) {
+    // The component file must outlive start-up and restarts.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("anonymise.wasm");
+    std::fs::write(&wasm, crate::guests::guest("anonymise")).unwrap();
+    let users = users();
     let config = format!(
         r#"
 [auth]
@@ -420,23 +426,7 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
 /// A node where acme has quotas (one stream, 5 publishes a second) and
 /// globex, beside it, a rate of its own that it will not reach.
 fn node_with_quotas() -> TestNode {
-    let users = format!(
-        r#"
-[[users]]
-name = "acme"
-password_hash = "{}"
-admin = true
-tenant = "acme"
-
-[[users]]
-name = "globex"
-password_hash = "{}"
-admin = true
-tenant = "globex"
-"#,
-        hash("acme-pw"),
-        hash("globex-pw"),
-    );
+    let users = users();
     let config = r#"
 [auth]
 users_file = "users.toml"
