@@ -31,12 +31,7 @@ impl Handler for RedactJson {
         let fields = c
             .fields
             .iter()
-            .map(|f| {
-                if f.is_empty() {
-                    return Err("a field must not be empty: the whole document is not a field".into());
-                }
-                redact::Field::parse(f)
-            })
+            .map(|f| redact::Field::parse(f))
             .collect::<Result<_, _>>()?;
         Ok(RedactJson {
             fields,

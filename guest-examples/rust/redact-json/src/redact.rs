@@ -21,21 +21,21 @@ pub struct Field {
 }
 
 impl Field {
-    /// Parses `pointer`, which must be empty (the whole document) or start
-    /// with `/`.
+    /// Parses `pointer`, which must start with `/`: the empty pointer, the
+    /// whole document, is not a field.
     pub fn parse(pointer: &str) -> Result<Field, String> {
-        let tokens = match pointer.strip_prefix('/') {
-            Some(rest) => rest
-                .split('/')
-                .map(|t| t.replace("~1", "/").replace("~0", "~"))
-                .collect(),
-            None if pointer.is_empty() => Vec::new(),
-            None => {
-                return Err(format!(
-                    "fields must be JSON pointers like /a/b, got {pointer:?}"
-                ));
-            }
+        if pointer.is_empty() {
+            return Err("a field must not be empty: the whole document is not a field".into());
+        }
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Err(format!(
+                "fields must be JSON pointers like /a/b, got {pointer:?}"
+            ));
         };
+        let tokens = rest
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
         Ok(Field {
             pointer: pointer.to_owned(),
             tokens,
