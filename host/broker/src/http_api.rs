@@ -199,7 +199,7 @@ async fn publish(
             "topics starting with '$' are reserved for the broker",
         ));
     }
-    if crate::mqtt::namespace::topic(tenant, &topic).is_none() {
+    if !crate::mqtt::namespace::fits(tenant, &topic) {
         return Err(ApiError::bad_request(
             "bad_topic",
             "too deep once the tenant's prefix is added: a tenant's topics have at most 126 levels",

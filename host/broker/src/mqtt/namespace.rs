@@ -8,18 +8,36 @@
 
 use std::borrow::Cow;
 
+use sluice_core::topic::{TOPIC_BYTES_MAX, TOPIC_LEVELS_MAX};
 use sluice_core::{TenantId, TopicFilter, TopicName};
 
 /// The first level of every other tenant's topics inside the broker.
 const LEVEL: &str = "$tenant";
+/// What every other tenant's names start with: `LEVEL` and a `/`.
+const LEVEL_SLASH: &str = "$tenant/";
+/// Levels the prefix adds: `$tenant` and the tenant's name.
+const PREFIX_LEVELS: usize = 2;
 
 fn prefix(tenant: &TenantId) -> Option<String> {
-    (!tenant.is_default()).then(|| format!("{LEVEL}/{tenant}/"))
+    (!tenant.is_default()).then(|| format!("{LEVEL_SLASH}{tenant}/"))
+}
+
+/// Whether `topic` still is a topic under `tenant`'s prefix, worked out
+/// without building it: a refusal up front costs no allocation.
+pub fn fits(tenant: &TenantId, topic: &TopicName) -> bool {
+    if tenant.is_default() {
+        return true;
+    }
+    let bytes = LEVEL_SLASH.len() + tenant.as_str().len() + 1 + topic.as_str().len();
+    topic.levels().count() + PREFIX_LEVELS <= TOPIC_LEVELS_MAX && bytes <= TOPIC_BYTES_MAX
 }
 
 /// `topic` as the router knows it (the default tenant's, borrowed as
 /// is); `None` when the prefix makes it too deep or too long to be a topic.
 pub fn topic<'a>(tenant: &TenantId, topic: &'a TopicName) -> Option<Cow<'a, TopicName>> {
+    if !fits(tenant, topic) {
+        return None;
+    }
     match prefix(tenant) {
         None => Some(Cow::Borrowed(topic)),
         Some(p) => TopicName::new(&format!("{p}{topic}")).ok().map(Cow::Owned),
@@ -46,7 +64,7 @@ pub fn client_id(tenant: &TenantId, id: &str) -> String {
 /// Whether a default-tenant client names the reserved level, which only
 /// the broker may write (topics, filters and client ids alike).
 pub fn is_reserved(name: &str) -> bool {
-    name == LEVEL || name.starts_with("$tenant/")
+    name == LEVEL || name.starts_with(LEVEL_SLASH)
 }
 
 /// The topic as its subscriber's tenant writes it: the router's topic
@@ -58,7 +76,7 @@ pub fn external_topic(internal: &str) -> &str {
 /// The `$tenant/{name}/` a router topic starts with, if it is another
 /// tenant's.
 pub fn tenant_prefix(internal: &str) -> Option<&str> {
-    let rest = internal.strip_prefix("$tenant/")?;
+    let rest = internal.strip_prefix(LEVEL_SLASH)?;
     let end = internal.len() - rest.len() + rest.find('/')? + 1;
     Some(&internal[..end])
 }
@@ -98,5 +116,13 @@ mod tests {
         let deep = vec!["x"; 127].join("/");
         assert!(topic(&default, &t(&deep)).is_some());
         assert!(topic(&acme, &t(&deep)).is_none());
+        assert!(!fits(&acme, &t(&deep)) && fits(&default, &t(&deep)));
+        let shallower = vec!["x"; 126].join("/");
+        assert!(fits(&acme, &t(&shallower)) && topic(&acme, &t(&shallower)).is_some());
+        // And bytes: the prefix counts against the 65,535.
+        let long = "x".repeat(TOPIC_BYTES_MAX - "$tenant/acme/".len());
+        assert!(fits(&acme, &t(&long)) && topic(&acme, &t(&long)).is_some());
+        let longer = format!("{long}x");
+        assert!(!fits(&acme, &t(&longer)) && topic(&acme, &t(&longer)).is_none());
     }
 }

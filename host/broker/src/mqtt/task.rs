@@ -496,7 +496,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             let allowed = super::topic(&w.topic).is_some_and(|t| {
                 !t.is_system()
                     && principal.may_publish(&t)
-                    && super::namespace::topic(&principal.tenant, &t).is_some()
+                    && super::namespace::fits(&principal.tenant, &t)
             });
             if !allowed {
                 self.stats.connections_refused.fetch_add(1, Relaxed);
@@ -602,7 +602,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             }
             return;
         }
-        if super::namespace::topic(&self.tenant, &topic).is_none() {
+        if !super::namespace::fits(&self.tenant, &topic) {
             // Too deep once the tenant's prefix is added (docs/mqtt.md).
             return self.conn.disconnect(ReasonCode::TOPIC_NAME_INVALID);
         }
