@@ -48,6 +48,13 @@ pub struct ConfigFile {
     /// The checked pipelines of every tenant, filled in by [`parse`].
     #[serde(skip)]
     pub checked_pipelines: Vec<(TenantId, PipelineSpec)>,
+    /// The handlers of every tenant, filled in by [`parse`].
+    #[serde(skip)]
+    pub checked_handlers: Vec<(TenantId, HandlerEntry)>,
+    /// Every declared tenant but `default`, with its quotas, filled in by
+    /// [`parse`].
+    #[serde(skip)]
+    pub checked_tenants: std::collections::HashMap<TenantId, sluice_broker::quota::TenantQuota>,
     /// Other tenants' streams, handlers and pipelines; those above are the
     /// `default` tenant's.
     #[serde(default)]
@@ -193,7 +200,7 @@ struct UserEntry {
 /// the config file), so a misspelt name is an error, not a new tenant.
 pub fn read_users(
     path: &Path,
-    tenants: &std::collections::HashSet<TenantId>,
+    tenants: &std::collections::HashMap<TenantId, sluice_broker::quota::TenantQuota>,
 ) -> Result<Vec<sluice_broker::auth::UserSpec>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
@@ -217,7 +224,7 @@ pub fn read_users(
                         ConfigError(format!("{}:{line}:{col}: {msg}", path.display()))
                     };
                     let tenant = TenantId::new(t.get_ref()).map_err(|e| at(e.to_string()))?;
-                    if !tenant.is_default() && !tenants.contains(&tenant) {
+                    if !tenant.is_default() && !tenants.contains_key(&tenant) {
                         return Err(at(format!(
                             "user {:?}: tenant \"{tenant}\" is not declared in the config file (add [[tenants]] name = \"{tenant}\")",
                             u.name
@@ -323,7 +330,6 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         &cfg.pipelines,
         &at,
     )?;
-    let mut tenants = std::collections::HashSet::new();
     for t in &cfg.tenants {
         let section = t.get_ref();
         let tenant = TenantId::new(&section.name).map_err(|e| at(t.span(), e.to_string()))?;
@@ -333,7 +339,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 "a quota of 0 allows nothing: leave it out for no limit".into(),
             ));
         }
-        if tenant.is_default() || !tenants.insert(tenant.clone()) {
+        if tenant.is_default() || checked.tenants.contains_key(&tenant) {
             return Err(at(
                 t.span(),
                 format!(
@@ -342,6 +348,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 ),
             ));
         }
+        let quota = sluice_broker::quota::TenantQuota {
+            streams_max: section.streams_max,
+            publish_messages_per_s_max: section.publish_messages_per_s_max,
+        };
+        checked.tenants.insert(tenant.clone(), quota);
         checked.namespace(
             tenant,
             &section.streams,
@@ -352,6 +363,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     }
     cfg.checked_streams = checked.streams;
     cfg.checked_pipelines = checked.pipelines;
+    cfg.checked_handlers = checked.handlers;
+    cfg.checked_tenants = checked.tenants;
     Ok(cfg)
 }
 
@@ -360,6 +373,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
 struct Checked {
     streams: Vec<(TenantId, StreamSpec)>,
     pipelines: Vec<(TenantId, PipelineSpec)>,
+    handlers: Vec<(TenantId, HandlerEntry)>,
+    tenants: std::collections::HashMap<TenantId, sluice_broker::quota::TenantQuota>,
 }
 
 impl Checked {
@@ -394,6 +409,7 @@ impl Checked {
                 let msg = format!("handler {}@{} is declared twice", h.name, h.version);
                 return Err(at(entry.span(), msg));
             }
+            self.handlers.push((tenant.clone(), h.clone()));
         }
         let mut seen = std::collections::HashSet::new();
         for entry in pipelines {
@@ -424,14 +440,7 @@ impl ConfigFile {
     /// file's directory, against which the users file is found.
     pub fn into_options_at(self, base: &Path) -> Result<NodeOptions, ConfigError> {
         let users = match &self.auth.users_file {
-            Some(f) => {
-                let tenants = self
-                    .tenants
-                    .iter()
-                    .map(|t| TenantId::new(&t.get_ref().name).expect("checked by parse"))
-                    .collect();
-                Some(read_users(&base.join(f), &tenants)?)
-            }
+            Some(f) => Some(read_users(&base.join(f), &self.checked_tenants)?),
             None => None,
         };
         let allow_anonymous = self.auth.allow_anonymous.unwrap_or(users.is_none());
@@ -449,17 +458,10 @@ impl ConfigFile {
             }
             None => None,
         };
-        let tenants = self.tenants.iter().map(|t| {
-            let t = t.get_ref();
-            let tenant = TenantId::new(&t.name).expect("checked by parse");
-            (tenant, &t.handlers)
-        });
-        let mut handlers = Vec::new();
-        for (tenant, entries) in
-            std::iter::once((TenantId::default_tenant(), &self.handlers)).chain(tenants)
-        {
-            for h in entries {
-                let h = h.get_ref();
+        let handlers = self
+            .checked_handlers
+            .iter()
+            .map(|(tenant, h)| {
                 let file = base.join(&h.wasm);
                 let wasm = std::fs::read(&file).map_err(|e| {
                     ConfigError(format!(
@@ -469,14 +471,14 @@ impl ConfigFile {
                         file.display()
                     ))
                 })?;
-                handlers.push(sluice_broker::pipeline::HandlerDeploy {
+                Ok(sluice_broker::pipeline::HandlerDeploy {
                     tenant: tenant.clone(),
                     name: h.name.clone(),
                     version: h.version.clone(),
                     wasm,
-                });
-            }
-        }
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let mut o = self.into_options();
         o.handlers = handlers;
         o.mqtt.tls = tls;
@@ -569,18 +571,7 @@ impl ConfigFile {
         }
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;
-        o.tenant_quotas = self
-            .tenants
-            .iter()
-            .map(|t| {
-                let t = t.get_ref();
-                let quota = sluice_broker::quota::TenantQuota {
-                    streams_max: t.streams_max,
-                    publish_messages_per_s_max: t.publish_messages_per_s_max,
-                };
-                (TenantId::new(&t.name).expect("checked by parse"), quota)
-            })
-            .collect();
+        o.tenant_quotas = self.checked_tenants;
         let w = self.wasm;
         if let Some(f) = w.fuel {
             o.wasm.fuel_enabled = f;
