@@ -1,6 +1,7 @@
 //! Idempotent publishing: a repeated `Sluice-Msg-Id` within the window is
 //! acknowledged with the first copy's position and stored once, also across
-//! a crash and restart (the window is rebuilt from the log).
+//! a crash and restart (the window is rebuilt from the log, and the time
+//! the node was down does not count).
 
 use serde_json::json;
 
@@ -61,6 +62,33 @@ fn ids_expire_with_the_window() {
     let again = node.publish("d/x", b"1", &[("sluice-msg-id", "once")]);
     assert_eq!(again["duplicate"], false);
     assert_eq!(again["appends"][0]["offset"], 1);
+}
+
+/// The window counts the time the node is up, not the time it was down: a
+/// producer that retries after an outage longer than the window (or a
+/// pipeline re-running its uncommitted batch) is still recognised, and the
+/// window then runs on from the restart.
+#[test]
+fn downtime_does_not_count_against_the_window() {
+    let mut node = TestNode::start();
+    node.create_stream("d", json!({"subjects": ["d/#"], "dedup_window": "2s"}));
+    let first = node.publish("d/x", b"1", &[("sluice-msg-id", "retry-me")]);
+    assert_eq!(first["duplicate"], false);
+    node.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    node.restart();
+    let again = node.publish("d/x", b"1", &[("sluice-msg-id", "retry-me")]);
+    assert_eq!(
+        again["duplicate"], true,
+        "an outage longer than the window does not expire ids: {again}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let later = node.publish("d/x", b"1", &[("sluice-msg-id", "retry-me")]);
+    assert_eq!(
+        later["duplicate"], false,
+        "a window of uptime later the id is forgotten: {later}"
+    );
+    assert_eq!(node.read_all("d", 0, 0).len(), 2);
 }
 
 #[test]

@@ -298,6 +298,7 @@ impl Stream {
     }
 }
 
+/// Refills the idempotent-publish window from the log's tail at start-up.
 fn rebuild_dedup(
     dedup: &mut DedupWindow,
     partitions: &[Arc<PartitionHandle>],
@@ -306,10 +307,20 @@ fn rebuild_dedup(
     if !dedup.is_enabled() {
         return Ok(());
     }
+    // Time the node was down does not count: the window is rebuilt as it
+    // stood at the stream's last append, and that history is moved forward
+    // to now. So a producer retrying (or a pipeline re-running its
+    // uncommitted batch) after an outage of any length is still recognised.
+    let last = partitions
+        .iter()
+        .filter_map(|h| h.log.read().expect("partition lock").max_timestamp_ms())
+        .max();
+    let Some(last) = last else { return Ok(()) };
+    let downtime = now.saturating_sub(last).max(0);
     let mut seen = Vec::new();
     for (p, handle) in partitions.iter().enumerate() {
         let log = handle.log.read().expect("partition lock");
-        let mut from = log.offset_for_timestamp(dedup.horizon(now))?;
+        let mut from = log.offset_for_timestamp(dedup.horizon(last))?;
         let end = log.next_offset();
         while from < end {
             let records = log.read(from, end, DEDUP_REBUILD_CHUNK, 8 << 20)?;
@@ -318,7 +329,7 @@ fn rebuild_dedup(
             for r in &records {
                 if let Some(id) = Message::peek_msg_id(&r.value) {
                     seen.push((
-                        r.timestamp_ms,
+                        r.timestamp_ms.saturating_add(downtime),
                         id,
                         Seen {
                             partition: p as u32,

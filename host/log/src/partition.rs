@@ -488,6 +488,14 @@ impl Partition {
         Ok(self.next_offset())
     }
 
+    /// The largest record timestamp stored, if any record is.
+    pub fn max_timestamp_ms(&self) -> Option<i64> {
+        self.segments
+            .iter()
+            .filter_map(|s| s.max_timestamp_ms)
+            .max()
+    }
+
     /// The oldest offset still stored (or `next_offset()` when empty).
     pub fn start_offset(&self) -> u64 {
         self.segments[0].base_offset
