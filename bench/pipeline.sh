@@ -5,7 +5,9 @@
 # through a handler and publishes every output durably into a second stream
 # (fsync "always" for both) before committing. Measured: messages per second
 # and broker CPU per message, for `redact-json` and `anonymise`. Node pinned
-# to core 1, load generator to core 0; REPS interleaved repetitions.
+# to core 1, load generator to core 0; REPS interleaved repetitions. Then,
+# with the node on both cores, `anonymise` drains the same backlog with
+# `runners` 1 and 2 (a runner thread each, partitions shared between them).
 # Usage: bench/pipeline.sh   (REPS=3 COUNT=20000 PAYLOAD=200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +24,12 @@ trap 'rm -rf "$WORK"' EXIT
 out="$WORK/results.jsonl"
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-drain() { # url pipeline handler config -> JSON line
-  local url=$1 name=$2 handler=$3 config=$4 pid=$5
+drain() { # url pipeline handler config pid [runners] -> JSON line
+  local url=$1 name=$2 handler=$3 config=$4 pid=$5 runners=${6:-1} mode="pipeline-$3"
+  [ -n "${6:-}" ] && mode="pipeline-$3-2cores-runners$6"
   local t0 c0
   c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-  curl -sf -X PUT "$url/v1/pipelines/$name" -d "{\"source\":\"bench\",\"steps\":[{\"handler\":\"$handler\",\"config\":$config}],\"output\":\"out/$name/{topic}\",\"batch_messages_max\":256}" >/dev/null
+  curl -sf -X PUT "$url/v1/pipelines/$name" -d "{\"source\":\"bench\",\"steps\":[{\"handler\":\"$handler\",\"config\":$config}],\"output\":\"out/$name/{topic}\",\"batch_messages_max\":256,\"runners\":$runners}" >/dev/null
   while :; do
     s=$(curl -sf "$url/v1/pipelines/$name")
     lag=$(echo "$s" | python3 -c "import json,sys; v=json.load(sys.stdin); print(v['lag'] if v['messages_in']>0 else -1)")
@@ -34,7 +37,7 @@ drain() { # url pipeline handler config -> JSON line
     sleep 0.05
   done
   t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
-  echo "$s" | python3 -c "import json,sys; v=json.load(sys.stdin); print(json.dumps({'mode': 'pipeline-$handler', 'messages': v['messages_in'], 'out': v['messages_out'], 'dead': v['dead_lettered'], 'seconds': $t1-$t0, 'msgs_per_s': v['messages_in']/($t1-$t0), 'broker_cpu_us_per_msg': ($c1-$c0)*1e4/max(v['messages_in'],1)}))"
+  echo "$s" | python3 -c "import json,sys; v=json.load(sys.stdin); print(json.dumps({'mode': '$mode', 'messages': v['messages_in'], 'out': v['messages_out'], 'dead': v['dead_lettered'], 'seconds': $t1-$t0, 'msgs_per_s': v['messages_in']/($t1-$t0), 'broker_cpu_us_per_msg': ($c1-$c0)*1e4/max(v['messages_in'],1)}))"
 }
 
 for rep in $(seq 1 "$REPS"); do
@@ -53,6 +56,10 @@ for rep in $(seq 1 "$REPS"); do
   echo "$result" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['mode']='capture'; d['broker_cpu_us_per_msg']=($c1-$c0)*1e4/max(d.get('acked',1),1); d['rep']=$rep; print(json.dumps(d))" >>"$out"
   drain "$url" p-redact redact-json '{"fields":["/pad"]}' $pid | sed "s/}\$/, \"rep\": $rep}/" >>"$out"
   drain "$url" p-anon anonymise '{}' $pid | sed "s/}\$/, \"rep\": $rep}/" >>"$out"
+  taskset -a -p -c 0,1 $pid >/dev/null
+  for r in 1 2; do
+    drain "$url" "p-anon-r$r" anonymise '{}' $pid $r | sed "s/}\$/, \"rep\": $rep}/" >>"$out"
+  done
   kill -TERM $pid; wait $pid || true
 done
 cat "$out"
@@ -65,7 +72,8 @@ def med(mode, key):
 cap = med("capture", "msgs_per_s") if any("msgs_per_s" in r for r in rows if r["mode"] == "capture") else med("capture", "throughput_msgs_s")
 print("| mode | msgs/s (median) | broker CPU µs/msg (median) | rate vs capture |")
 print("| --- | --- | --- | --- |")
-for mode in ("capture", "pipeline-redact-json", "pipeline-anonymise"):
+for mode in ("capture", "pipeline-redact-json", "pipeline-anonymise",
+             "pipeline-anonymise-2cores-runners1", "pipeline-anonymise-2cores-runners2"):
     rate = cap if mode == "capture" else med(mode, "msgs_per_s")
     print(f"| {mode} | {rate:.0f} | {med(mode, 'broker_cpu_us_per_msg'):.1f} | {rate / cap:.2f}x |")
 PY

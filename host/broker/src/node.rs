@@ -635,9 +635,11 @@ impl Node {
             let limits = self.options.limits.clone();
             let s = stream.clone();
             let fetched = tokio::task::spawn_blocking(move || {
+                let all: Vec<u32> = (0..positions.len() as u32).collect();
                 read_round_robin(
                     &s,
                     &positions,
+                    &all,
                     max_messages.min(limits.fetch_messages_max),
                     limits.fetch_bytes_max,
                 )
@@ -758,19 +760,21 @@ impl Node {
     }
 }
 
-/// Reads from each partition in turn, from its position, so one busy
-/// partition cannot starve the others of a fetch.
+/// Reads from each of `partitions` in turn, from its position in
+/// `positions` (indexed by partition), so one busy partition cannot starve
+/// the others of a fetch.
 pub(crate) fn read_round_robin(
     stream: &Stream,
     positions: &[u64],
+    partitions: &[u32],
     max_messages: usize,
     max_bytes: usize,
 ) -> Result<Fetched, NodeError> {
     let mut fetched = Fetched::default();
-    let per_partition = max_messages.div_ceil(positions.len().max(1)).max(1);
+    let per_partition = max_messages.div_ceil(partitions.len().max(1)).max(1);
     let mut bytes = 0;
-    for (p, &from) in positions.iter().enumerate() {
-        let p = p as u32;
+    for &p in partitions {
+        let from = positions[p as usize];
         fetched.next_offsets.insert(p, from);
         if fetched.messages.len() >= max_messages || bytes >= max_bytes {
             continue;

@@ -35,7 +35,7 @@ use stats::{PipelineStats, RunState, StepStats};
 
 /// Pipelines per node (each has a thread and live handler instances).
 pub const PIPELINES_MAX: usize = 256;
-/// How long a reload waits for the runner to reach a batch boundary.
+/// How long a reload waits for the runners to reach a batch boundary.
 const RELOAD_WAIT_MS: u64 = 30_000;
 
 /// A metric family: name, help and how to read it off `T`.
@@ -67,9 +67,25 @@ pub struct Pipelines {
 struct Entry {
     spec: Arc<PipelineSpec>,
     stats: Arc<PipelineStats>,
-    /// `None` when the pipeline failed to start (its stats say why).
-    control: Option<SyncSender<Control>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// One per runner; none when the pipeline failed to start (its stats
+    /// say why).
+    runners: Vec<RunnerHandle>,
+}
+
+/// A runner thread and how to reach it.
+struct RunnerHandle {
+    control: SyncSender<Control>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Stops runners and waits for each to finish. Blocking.
+fn stop_runners(runners: Vec<RunnerHandle>) {
+    for r in &runners {
+        let _ = r.control.try_send(Control::Stop);
+    }
+    for r in runners {
+        let _ = r.thread.join();
+    }
 }
 
 fn key_of(tenant: &TenantId, name: &str) -> String {
@@ -143,19 +159,12 @@ impl Pipelines {
 
     /// Stops every runner and waits for it. Blocking.
     pub fn stop_all(&self) {
-        let all: Vec<Entry> = std::mem::take(&mut *self.running.lock().expect("pipelines lock"))
-            .into_values()
-            .collect();
-        for e in &all {
-            if let Some(c) = &e.control {
-                let _ = c.try_send(Control::Stop);
-            }
-        }
-        for e in all {
-            if let Some(t) = e.thread {
-                let _ = t.join();
-            }
-        }
+        let all: Vec<RunnerHandle> =
+            std::mem::take(&mut *self.running.lock().expect("pipelines lock"))
+                .into_values()
+                .flat_map(|e| e.runners)
+                .collect();
+        stop_runners(all);
     }
 }
 
@@ -255,12 +264,14 @@ impl Node {
         Ok(v)
     }
 
-    /// Loads every step's handler (compile or cache, link, first instance, `init`).
-    async fn load_deployment(
+    /// Loads every step's handler (compile or cache, link, first instance,
+    /// `init`) once per runner: each runner has instances of its own, and
+    /// they share each step's counters.
+    async fn load_deployments(
         &self,
         tenant: &TenantId,
         spec: Arc<PipelineSpec>,
-    ) -> Result<Deployment, NodeError> {
+    ) -> Result<Vec<Deployment>, NodeError> {
         let mut wasm = Vec::with_capacity(spec.steps.len());
         for (i, s) in spec.steps.iter().enumerate() {
             let record = self
@@ -277,36 +288,51 @@ impl Node {
         );
         let rt = self.pipelines.runtime()?;
         let s = spec.clone();
-        let steps = tokio::task::spawn_blocking(move || -> Result<Vec<Step>, NodeError> {
-            let mut steps = Vec::with_capacity(wasm.len());
-            for (i, ((record, bytes), step)) in wasm.into_iter().zip(&s.steps).enumerate() {
-                let handler = rt
-                    .load(
-                        &record.name,
-                        &record.version,
-                        &bytes,
-                        step.limits.clone(),
-                        &step.config,
-                        keys.clone(),
-                    )
-                    .map_err(|e| {
-                        NodeError::Invalid(format!(
-                            "step {} ({}@{}): {e}",
-                            i + 1,
-                            record.name,
-                            record.version
-                        ))
-                    })?;
-                steps.push(Step {
-                    handler,
-                    stats: Arc::new(StepStats::new(&record.name, &record.version)),
-                });
-            }
-            Ok(steps)
-        })
-        .await
-        .map_err(|e| NodeError::Storage(e.to_string()))??;
-        Ok(Deployment { spec, steps })
+        let per_runner =
+            tokio::task::spawn_blocking(move || -> Result<Vec<Vec<Step>>, NodeError> {
+                let stats: Vec<Arc<StepStats>> = wasm
+                    .iter()
+                    .map(|(r, _)| Arc::new(StepStats::new(&r.name, &r.version)))
+                    .collect();
+                let mut per_runner = Vec::with_capacity(s.runners);
+                for _ in 0..s.runners {
+                    let mut steps = Vec::with_capacity(wasm.len());
+                    for (i, ((record, bytes), step)) in wasm.iter().zip(&s.steps).enumerate() {
+                        let handler = rt
+                            .load(
+                                &record.name,
+                                &record.version,
+                                bytes,
+                                step.limits.clone(),
+                                &step.config,
+                                keys.clone(),
+                            )
+                            .map_err(|e| {
+                                NodeError::Invalid(format!(
+                                    "step {} ({}@{}): {e}",
+                                    i + 1,
+                                    record.name,
+                                    record.version
+                                ))
+                            })?;
+                        steps.push(Step {
+                            handler,
+                            stats: stats[i].clone(),
+                        });
+                    }
+                    per_runner.push(steps);
+                }
+                Ok(per_runner)
+            })
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))??;
+        Ok(per_runner
+            .into_iter()
+            .map(|steps| Deployment {
+                spec: spec.clone(),
+                steps,
+            })
+            .collect())
     }
 
     /// The pipeline's dead-letter stream, created when missing. It captures
@@ -352,6 +378,14 @@ impl Node {
             ))
         })?;
         let key = (tenant.clone(), spec.name.clone());
+        if spec.runners > source.partitions.len() {
+            return Err(NodeError::Invalid(format!(
+                "`runners` is {} but the source stream {:?} has {} partitions: a runner needs one of its own",
+                spec.runners,
+                spec.source.as_str(),
+                source.partitions.len()
+            )));
+        }
         let (old_spec, live) = {
             let running = self.pipelines.running.lock().expect("pipelines lock");
             if running.len() >= PIPELINES_MAX && !running.contains_key(&key) {
@@ -360,8 +394,11 @@ impl Node {
                 )));
             }
             match running.get(&key) {
-                Some(e) => (Some(e.spec.clone()), e.control.clone()),
-                None => (None, None),
+                Some(e) => (
+                    Some(e.spec.clone()),
+                    e.runners.iter().map(|r| r.control.clone()).collect(),
+                ),
+                None => (None, Vec::new()),
             }
         };
         if let Some(old) = &old_spec {
@@ -379,7 +416,7 @@ impl Node {
         }
         let dead_letter = self.dead_letter_stream(tenant, &spec).await?;
         let spec = Arc::new(spec);
-        let deployment = self.load_deployment(tenant, spec.clone()).await?;
+        let deployments = self.load_deployments(tenant, spec.clone()).await?;
         if persist {
             let mut doc = spec.doc.clone();
             doc.name = Some(spec.name.clone());
@@ -391,65 +428,122 @@ impl Node {
                 }])
                 .await?;
         }
-        if let Some(control) = live {
-            let (done, applied) = tokio::sync::oneshot::channel();
-            match control.try_send(Control::Reload(Box::new(deployment), done)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    return Err(NodeError::Conflict(
-                        "the pipeline is busy with earlier changes; retry".into(),
-                    ));
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(NodeError::Storage("the pipeline's runner stopped".into()));
+        if !live.is_empty() && live.len() == deployments.len() {
+            // The same runners: each swaps between two of its batches.
+            let mut applied = Vec::with_capacity(live.len());
+            for (control, deployment) in live.iter().zip(deployments) {
+                let (done, rx) = tokio::sync::oneshot::channel();
+                match control.try_send(Control::Reload(Box::new(deployment), done)) {
+                    Ok(()) => applied.push(rx),
+                    Err(TrySendError::Full(_)) => {
+                        return Err(NodeError::Conflict(
+                            "the pipeline is busy with earlier changes; retry".into(),
+                        ));
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err(NodeError::Storage("the pipeline's runner stopped".into()));
+                    }
                 }
             }
-            let _ = tokio::time::timeout(Duration::from_millis(RELOAD_WAIT_MS), applied).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(RELOAD_WAIT_MS),
+                futures_util::future::join_all(applied),
+            )
+            .await;
             let mut running = self.pipelines.running.lock().expect("pipelines lock");
             if let Some(e) = running.get_mut(&key) {
                 e.spec = spec;
             }
             return Ok(false);
         }
-        let stats = Arc::new(PipelineStats::default());
-        stats.set_steps(deployment.steps.iter().map(|s| s.stats.clone()).collect());
-        let (control, rx) = std::sync::mpsc::sync_channel(4);
-        let runner = Runner {
-            node: self.clone(),
-            tenant: tenant.clone(),
-            group: group_of(&spec.name),
-            source,
-            dead_letter,
-            vault: self.vault(tenant)?,
-            deployment,
-            stats: stats.clone(),
-            control: rx,
-            rt: self.runtime.clone(),
-            consecutive_failures: 0,
-            in_batch: false,
-            pending: None,
+        let stats = if live.is_empty() {
+            Arc::new(PipelineStats::default())
+        } else {
+            // Another number of runners: the old ones finish their batches
+            // (each commits before it stops) and the new ones start from
+            // the committed positions, so the partitions change hands with
+            // nothing lost or handled twice.
+            let (old, stats) = {
+                let mut running = self.pipelines.running.lock().expect("pipelines lock");
+                let e = running.get_mut(&key).expect("a live pipeline has an entry");
+                (std::mem::take(&mut e.runners), e.stats.clone())
+            };
+            tokio::task::spawn_blocking(move || stop_runners(old))
+                .await
+                .map_err(|e| NodeError::Storage(e.to_string()))?;
+            stats.reloads.fetch_add(1, Relaxed);
+            if stats.state() != RunState::Failed {
+                stats.set_state(RunState::Running);
+            }
+            stats
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("sluice-pl-{}", spec.name))
-            .spawn({
-                let stats = stats.clone();
-                let name = spec.name.clone();
-                move || {
-                    // A bug in the runner ends this pipeline, not the node.
-                    let run = std::panic::AssertUnwindSafe(|| runner.run());
-                    if let Err(panic) = std::panic::catch_unwind(run) {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        tracing::error!(pipeline = %name, "pipeline runner panicked: {what}");
-                        stats.set_error(&format!("runner panicked: {what}"));
-                        stats.set_state(RunState::Failed);
-                    }
-                }
+        stats.set_steps(
+            deployments[0]
+                .steps
+                .iter()
+                .map(|s| s.stats.clone())
+                .collect(),
+        );
+        let count = deployments.len();
+        let shares: Vec<Vec<u32>> = (0..count)
+            .map(|index| {
+                (0..source.partitions.len() as u32)
+                    .filter(|p| *p as usize % count == index)
+                    .collect()
             })
-            .map_err(|e| NodeError::Storage(format!("cannot start the pipeline thread: {e}")))?;
+            .collect();
+        stats.set_runners(shares.clone());
+        let mut runners = Vec::with_capacity(count);
+        for ((index, deployment), partitions) in deployments.into_iter().enumerate().zip(shares) {
+            let (control, rx) = std::sync::mpsc::sync_channel(4);
+            let runner = Runner {
+                index,
+                partitions,
+                node: self.clone(),
+                tenant: tenant.clone(),
+                group: group_of(&spec.name),
+                source: source.clone(),
+                dead_letter: dead_letter.clone(),
+                vault: self.vault(tenant)?,
+                deployment,
+                stats: stats.clone(),
+                control: rx,
+                rt: self.runtime.clone(),
+                consecutive_failures: 0,
+                in_batch: false,
+                pending: None,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("sluice-pl-{}-{index}", spec.name))
+                .spawn({
+                    let stats = stats.clone();
+                    let name = spec.name.clone();
+                    move || {
+                        // A bug in the runner ends this runner, not the node.
+                        let run = std::panic::AssertUnwindSafe(|| runner.run());
+                        if let Err(panic) = std::panic::catch_unwind(run) {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            tracing::error!(pipeline = %name, "pipeline runner panicked: {what}");
+                            stats.set_error(&format!("runner panicked: {what}"));
+                            stats.set_state(RunState::Failed);
+                        }
+                    }
+                });
+            match thread {
+                Ok(thread) => runners.push(RunnerHandle { control, thread }),
+                Err(e) => {
+                    stop_runners(runners);
+                    return Err(NodeError::Storage(format!(
+                        "cannot start the pipeline thread: {e}"
+                    )));
+                }
+            }
+        }
+        let created = old_spec.is_none();
         self.pipelines
             .running
             .lock()
@@ -459,11 +553,10 @@ impl Node {
                 Entry {
                     spec,
                     stats,
-                    control: Some(control),
-                    thread: Some(thread),
+                    runners,
                 },
             );
-        Ok(old_spec.is_none())
+        Ok(created)
     }
 
     /// Stops a pipeline and forgets it and its position. Its dead-letter
@@ -477,12 +570,8 @@ impl Node {
             .expect("pipelines lock")
             .remove(&(tenant.clone(), name.to_owned()))
             .ok_or_else(|| NodeError::NotFound(format!("pipeline {name:?}")))?;
-        if let Some(c) = &entry.control {
-            let _ = c.try_send(Control::Stop);
-        }
-        if let Some(t) = entry.thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        let runners = entry.runners;
+        let _ = tokio::task::spawn_blocking(move || stop_runners(runners)).await;
         self.meta
             .apply(vec![MetaWrite::DeleteItem {
                 table: Table::Pipelines,
@@ -570,8 +659,7 @@ impl Node {
                 Entry {
                     spec: Arc::new(spec),
                     stats,
-                    control: None,
-                    thread: None,
+                    runners: Vec::new(),
                 },
             );
     }

@@ -13,8 +13,10 @@
 //! A `kill -9` anywhere loses nothing (the offsets move only after the
 //! outputs are durable) and duplicates nothing that the target streams'
 //! de-duplication windows still remember (a restart re-runs at most the
-//! uncommitted batch, and its outputs carry the same ids). One thread per
-//! pipeline handles messages in order, so order holds per key. When a
+//! uncommitted batch, and its outputs carry the same ids). A pipeline has
+//! `runners` of these threads, each with its own handler instances and its
+//! own share of the source's partitions (partition `p` is runner
+//! `p % runners`'s), so order holds per partition, hence per key. When a
 //! target stream is full, the runner waits: back-pressure stops the read
 //! position, not memory. A reload swaps the handlers between two batches.
 
@@ -81,6 +83,10 @@ struct Failure {
 }
 
 pub struct Runner {
+    /// Which of the pipeline's runners this is (0-based).
+    pub index: usize,
+    /// The source partitions this runner reads and commits; no other does.
+    pub partitions: Vec<u32>,
     pub node: Arc<Node>,
     pub tenant: TenantId,
     pub group: GroupName,
@@ -145,6 +151,7 @@ impl Runner {
             let batch = match crate::node::read_round_robin(
                 &self.source,
                 &positions,
+                &self.partitions,
                 self.deployment.spec.batch_messages_max,
                 self.node.options.limits.fetch_bytes_max,
             ) {
@@ -236,7 +243,10 @@ impl Runner {
         self.stats
             .set_steps(d.steps.iter().map(|s| s.stats.clone()).collect());
         self.deployment = d;
-        self.stats.reloads.fetch_add(1, Relaxed);
+        if self.index == 0 {
+            // Every runner swaps; the pipeline was reloaded once.
+            self.stats.reloads.fetch_add(1, Relaxed);
+        }
         // A new deployment deserves a fresh chance.
         self.consecutive_failures = 0;
         if self.stats.state() == RunState::BreakerOpen {
@@ -268,7 +278,9 @@ impl Runner {
         let mut dead: Vec<Message> = Vec::new();
         let mut filtered = 0u64;
         let mut breaker = false;
+        let mut handled = 0u64;
         for (partition, record) in messages {
+            handled += 1;
             let offset = record.offset;
             let result =
                 match Message::decode(record.key.clone(), record.timestamp_ms, &record.value) {
@@ -309,12 +321,13 @@ impl Runner {
         self.append_dead_letters(dead)?;
         self.rt
             .block_on(self.node.commit(&self.source, &self.group, &done))?;
+        self.stats.runner_committed(self.index, handled);
         self.stats.messages_out.fetch_add(out_count, Relaxed);
         self.stats.dead_lettered.fetch_add(dead_count, Relaxed);
         self.stats.filtered.fetch_add(filtered, Relaxed);
         for step in &self.deployment.steps {
             if !step.handler.counters().is_empty() {
-                step.stats.set_counters(step.handler.counters());
+                step.stats.set_counters(self.index, step.handler.counters());
             }
         }
         if breaker {

@@ -14,6 +14,9 @@ pub const PIPELINE_NAME_BYTES_MAX: usize = 48;
 pub const STEPS_MAX: usize = 16;
 /// Largest `batch_messages_max`: messages read, run and committed together.
 pub const BATCH_MESSAGES_MAX: usize = 4096;
+/// Most runner threads one pipeline may have (each holds its own handler
+/// instances).
+pub const RUNNERS_MAX: usize = 16;
 /// Most retries a pipeline may ask for before dead-lettering.
 pub const RETRIES_MAX: u32 = 20;
 /// Largest step config, in bytes (it is handed to `init` of every instance).
@@ -48,6 +51,11 @@ pub struct PipelineDoc {
     /// messages in flight (default 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_messages_max: Option<usize>,
+    /// Runner threads, each with its own handler instances and its own share
+    /// of the source's partitions (default 1; at most the source's
+    /// partitions and `RUNNERS_MAX`). Order still holds per partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runners: Option<usize>,
     /// Dead-lettered messages in a row that open the circuit breaker (default 10; 0 = never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker_failures: Option<u32>,
@@ -109,6 +117,7 @@ pub struct PipelineSpec {
     pub retry_backoff_ms: u64,
     pub retry_backoff_ms_max: u64,
     pub batch_messages_max: usize,
+    pub runners: usize,
     pub breaker_failures: u32,
     pub breaker_open_ms: u64,
     /// The document it came from, as shown by `GET` and kept in metadata.
@@ -192,6 +201,12 @@ impl PipelineDoc {
                 "`batch_messages_max` must be between 1 and {BATCH_MESSAGES_MAX}"
             )));
         }
+        let runners = self.runners.unwrap_or(1);
+        if runners == 0 || runners > RUNNERS_MAX {
+            return Err(err(format!(
+                "`runners` must be between 1 and {RUNNERS_MAX}"
+            )));
+        }
         let breaker_open_ms = duration("breaker_open", &self.breaker_open, 30_000)?;
         Ok(PipelineSpec {
             name,
@@ -203,6 +218,7 @@ impl PipelineDoc {
             retry_backoff_ms,
             retry_backoff_ms_max,
             batch_messages_max,
+            runners,
             breaker_failures: self.breaker_failures.unwrap_or(10),
             breaker_open_ms,
             doc: self,
@@ -356,6 +372,7 @@ mod tests {
         assert_eq!(s.dead_letter.as_str(), "p-dlq");
         assert_eq!(s.retries, 3);
         assert_eq!(s.batch_messages_max, 64);
+        assert_eq!(s.runners, 1);
         assert_eq!(s.steps[0].config, r#"{"fields":["/a"]}"#);
         assert_eq!(s.steps[0].limits, sluice_wasm::Limits::default());
     }
@@ -401,6 +418,14 @@ mod tests {
             (
                 r#"{"source": "in", "steps": [{"handler": "h"}], "output": "o", "batch_messages_max": 0}"#,
                 "batch_messages_max",
+            ),
+            (
+                r#"{"source": "in", "steps": [{"handler": "h"}], "output": "o", "runners": 0}"#,
+                "runners",
+            ),
+            (
+                r#"{"source": "in", "steps": [{"handler": "h"}], "output": "o", "runners": 17}"#,
+                "runners",
             ),
             (
                 r#"{"source": "in", "steps": [{"handler": "h"}], "output": "o", "retries": 99}"#,

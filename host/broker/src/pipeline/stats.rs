@@ -63,6 +63,9 @@ pub struct PipelineStats {
     pub breaker_until_ms: AtomicI64,
     last_error: Mutex<Option<(String, i64)>>,
     steps: Mutex<Vec<Arc<StepStats>>>,
+    /// Per runner: the source partitions it owns and the source messages
+    /// it has committed since it started.
+    runners: Mutex<Vec<(Vec<u32>, u64)>>,
 }
 
 /// Counters of one step (one handler version) of a pipeline.
@@ -75,8 +78,9 @@ pub struct StepStats {
     pub fuel_consumed: AtomicU64,
     pub latency: Histogram,
     /// The guest's own counters (`metrics.counter-add`), e.g. the entities
-    /// `anonymise` handled per kind; copied after each batch.
-    counters: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// `anonymise` handled per kind; copied after each batch, one map per
+    /// runner (each has its own instance), summed when read.
+    counters: Mutex<Vec<std::collections::BTreeMap<String, u64>>>,
 }
 
 impl StepStats {
@@ -92,14 +96,30 @@ impl StepStats {
         }
     }
 
-    pub fn set_counters<'a>(&self, c: impl IntoIterator<Item = (&'a String, &'a u64)>) {
-        let mut m = self.counters.lock().expect("stats lock");
+    /// Replaces what runner `runner`'s instance has counted so far.
+    pub fn set_counters<'a>(
+        &self,
+        runner: usize,
+        c: impl IntoIterator<Item = (&'a String, &'a u64)>,
+    ) {
+        let mut all = self.counters.lock().expect("stats lock");
+        if all.len() <= runner {
+            all.resize_with(runner + 1, Default::default);
+        }
+        let m = &mut all[runner];
         m.clear();
         m.extend(c.into_iter().map(|(k, v)| (k.clone(), *v)));
     }
 
+    /// The counters of every runner's instance, summed.
     pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
-        self.counters.lock().expect("stats lock").clone()
+        let mut sum = std::collections::BTreeMap::new();
+        for m in self.counters.lock().expect("stats lock").iter() {
+            for (k, v) in m {
+                *sum.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        sum
     }
 
     pub fn record(&self, took: Duration, failed: bool, fuel: u64) {
@@ -144,6 +164,7 @@ impl Default for PipelineStats {
             breaker_until_ms: AtomicI64::new(0),
             last_error: Mutex::new(None),
             steps: Mutex::new(Vec::new()),
+            runners: Mutex::new(Vec::new()),
         }
     }
 }
@@ -164,6 +185,20 @@ impl PipelineStats {
 
     pub fn set_steps(&self, steps: Vec<Arc<StepStats>>) {
         *self.steps.lock().expect("stats lock") = steps;
+    }
+
+    /// A new set of runners, owning these partitions each; their counts
+    /// start at zero.
+    pub fn set_runners(&self, partitions: Vec<Vec<u32>>) {
+        *self.runners.lock().expect("stats lock") =
+            partitions.into_iter().map(|p| (p, 0)).collect();
+    }
+
+    /// Runner `index` committed `n` more source messages.
+    pub fn runner_committed(&self, index: usize, n: u64) {
+        if let Some(r) = self.runners.lock().expect("stats lock").get_mut(index) {
+            r.1 += n;
+        }
     }
 
     pub fn steps(&self) -> Vec<Arc<StepStats>> {
@@ -190,6 +225,13 @@ impl PipelineStats {
             "breaker_opens": self.breaker_opens.load(Relaxed),
             "reloads": self.reloads.load(Relaxed),
             "last_error": last_error,
+            "runners": self
+                .runners
+                .lock()
+                .expect("stats lock")
+                .iter()
+                .map(|(p, n)| json!({"partitions": p, "messages_committed": n}))
+                .collect::<Vec<_>>(),
             "steps": self.steps().iter().map(|s| s.to_json()).collect::<Vec<_>>(),
         })
     }
