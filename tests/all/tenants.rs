@@ -413,6 +413,21 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
             "quota of 0",
         ),
         (
+            "[[tenants]]\nname = \"a\"\nmqtt_connections_max = 0\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
+        (
+            "[[tenants]]\nname = \"a\"\npublish_bytes_per_s_max = \"0KiB\"\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
+        (
+            "[[tenants]]\nname = \"a\"\npublish_bytes_per_s_max = \"lots\"\n",
+            "sluice.toml:3:",
+            "\"lots\" is not a size",
+        ),
+        (
             "[[tenants]]\nname = \"a\"\n[[tenants.streams]]\nname = \"s\"\nsubjects = [\"x/#/y\"]\n",
             "sluice.toml:3:",
             "stream:",
@@ -424,7 +439,8 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
 }
 
 /// A node where acme has quotas (one stream, 5 publishes a second) and
-/// globex, beside it, a rate of its own that it will not reach.
+/// globex, beside it, a message rate of its own that it will not reach, 4 KiB
+/// of payload a second and two MQTT clients at once.
 fn node_with_quotas() -> TestNode {
     let users = users();
     let config = r#"
@@ -443,6 +459,8 @@ subjects = ["e/#"]
 [[tenants]]
 name = "globex"
 publish_messages_per_s_max = 100000
+publish_bytes_per_s_max = "4KiB"
+mqtt_connections_max = 2
 
 [[tenants.streams]]
 name = "events"
@@ -535,4 +553,72 @@ fn a_tenants_quota_slows_that_tenant_only() {
         "{reasons:?}"
     );
     assert!(reasons.contains(&ReasonCode::QUOTA_EXCEEDED), "{reasons:?}");
+}
+
+#[test]
+fn a_tenants_mqtt_clients_and_payload_bytes_are_capped() {
+    let mut node = node_with_quotas();
+    let (g1, r) = mqtt(&node, "globex", "globex-pw", "g1");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    let (g2, r) = mqtt(&node, "globex", "globex-pw", "g2");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    let (_, r) = mqtt(&node, "globex", "globex-pw", "g3");
+    assert_eq!(r, ReasonCode::QUOTA_EXCEEDED, "a third client of globex");
+    // A client reconnecting takes over its own place.
+    let (g1_again, r) = mqtt(&node, "globex", "globex-pw", "g1");
+    assert_eq!(r, ReasonCode::SUCCESS, "g1 takes over its session");
+    drop(g1);
+    // Other tenants are not counted against globex, nor limited.
+    let others: Vec<Client> = (0..3)
+        .map(|i| {
+            let (c, r) = mqtt(&node, "acme", "acme-pw", &format!("a{i}"));
+            assert_eq!(r, ReasonCode::SUCCESS);
+            c
+        })
+        .collect();
+    // A client that leaves gives its place back.
+    drop(g2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let g3 = loop {
+        let (c, r) = mqtt(&node, "globex", "globex-pw", "g3");
+        if r == ReasonCode::SUCCESS {
+            break c;
+        }
+        assert_eq!(r, ReasonCode::QUOTA_EXCEEDED);
+        assert!(Instant::now() < deadline, "g2's place never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop((g1_again, g3, others));
+
+    // 4 KiB of payload a second: two 1500-byte publishes pass, a third waits.
+    node.login("globex", "globex-pw");
+    let body = vec![b'x'; 1500];
+    let publish = |node: &TestNode| {
+        let r = node
+            .authorized(node.agent.post(format!("{}/v1/topics/e/big", node.url)))
+            .send(body.as_slice());
+        crate::support::into_json(r)
+    };
+    assert_eq!(publish(&node).0, 200);
+    assert_eq!(publish(&node).0, 200);
+    let (code, v) = publish(&node);
+    assert_eq!(code, 429, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096 payload bytes a second"),
+        "{v}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(publish(&node).0, 200, "the allowance refills");
+    // Acme has no byte quota: a larger payload is not refused for its size.
+    node.login("acme", "acme-pw");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, v) = crate::support::into_json(
+        node.authorized(node.agent.post(format!("{}/v1/topics/e/big", node.url)))
+            .send(vec![b'y'; 64 << 10].as_slice()),
+    );
+    assert_eq!(code, 200, "{v}");
 }

@@ -38,10 +38,11 @@ pub enum NodeError {
     Backpressure { stream: String, queued: usize },
     #[error("the node holds {0} streams already, its limit")]
     TooManyStreams(usize),
-    #[error(
-        "tenant {tenant} publishes more than its quota of {per_s} messages a second; retry shortly"
-    )]
-    RateLimited { tenant: String, per_s: u32 },
+    #[error("tenant {tenant} publishes more than its quota of {limit}; retry shortly")]
+    RateLimited {
+        tenant: String,
+        limit: crate::quota::RateRefusal,
+    },
     #[error("{0}")]
     QuotaExceeded(String),
     #[error("{0}")]
@@ -144,7 +145,7 @@ pub struct Node {
     pub mqtt_permits: Arc<tokio::sync::Semaphore>,
     /// Wasm pipelines, their handlers and the tenants' secrets.
     pub pipelines: crate::pipeline::Pipelines,
-    quotas: crate::quota::Quotas,
+    pub(crate) quotas: crate::quota::Quotas,
     streams: RwLock<BTreeMap<(TenantId, StreamName), Arc<Stream>>>,
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
@@ -418,10 +419,10 @@ impl Node {
         msg: &Message,
     ) -> Result<PendingAppends, NodeError> {
         self.quotas
-            .take_publish(tenant)
-            .map_err(|per_s| NodeError::RateLimited {
+            .take_publish(tenant, msg.payload.len())
+            .map_err(|limit| NodeError::RateLimited {
                 tenant: tenant.to_string(),
-                per_s,
+                limit,
             })?;
         let targets: Vec<Arc<Stream>> = self
             .streams(tenant)

@@ -72,6 +72,11 @@ pub struct TenantSection {
     /// Quota: messages a second the tenant may publish, over HTTP, MQTT and
     /// its pipelines' outputs, in bursts of up to one second's worth.
     pub publish_messages_per_s_max: Option<u32>,
+    /// Quota: payload bytes a second the tenant may publish, counted like
+    /// messages, e.g. `"1MiB"`.
+    pub publish_bytes_per_s_max: Option<Bytes>,
+    /// Quota: MQTT clients (distinct client ids) connected at once.
+    pub mqtt_connections_max: Option<usize>,
     #[serde(default)]
     pub streams: Vec<toml::Spanned<StreamDoc>>,
     #[serde(default)]
@@ -333,7 +338,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     for t in &cfg.tenants {
         let section = t.get_ref();
         let tenant = TenantId::new(&section.name).map_err(|e| at(t.span(), e.to_string()))?;
-        if section.streams_max == Some(0) || section.publish_messages_per_s_max == Some(0) {
+        if section.streams_max == Some(0)
+            || section.publish_messages_per_s_max == Some(0)
+            || section.publish_bytes_per_s_max.as_ref().map(|b| b.0) == Some(0)
+            || section.mqtt_connections_max == Some(0)
+        {
             return Err(at(
                 t.span(),
                 "a quota of 0 allows nothing: leave it out for no limit".into(),
@@ -351,6 +360,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         let quota = sluice_broker::quota::TenantQuota {
             streams_max: section.streams_max,
             publish_messages_per_s_max: section.publish_messages_per_s_max,
+            publish_bytes_per_s_max: section.publish_bytes_per_s_max.as_ref().map(|b| b.0),
+            mqtt_connections_max: section.mqtt_connections_max,
         };
         checked.tenants.insert(tenant.clone(), quota);
         checked.namespace(

@@ -117,6 +117,9 @@ pub struct Task<S> {
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The connection's QoS 0 drops already added to the node's count.
     qos0_dropped_reported: u64,
+    /// Its place in the tenant's `mqtt_connections_max`, given back when
+    /// the task ends.
+    connection_slot: Option<crate::quota::ConnectionSlot>,
 }
 
 pub fn connection_config(o: &MqttOptions) -> ConnectionConfig {
@@ -148,6 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             mailbox_tx,
             mailbox,
             acks: VecDeque::new(),
+            connection_slot: None,
             identity: None,
             taken_over: false,
             busy_reads: false,
@@ -501,6 +505,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             if !allowed {
                 self.stats.connections_refused.fetch_add(1, Relaxed);
                 return self.conn.reject(ReasonCode::NOT_AUTHORIZED);
+            }
+        }
+        match self
+            .node
+            .quotas
+            .claim_connection(&principal.tenant, &client_id)
+        {
+            Ok(slot) => self.connection_slot = slot,
+            Err(max) => {
+                tracing::info!(tenant = %principal.tenant, max, "MQTT connection refused: the tenant's connection quota is full");
+                self.stats.connections_refused.fetch_add(1, Relaxed);
+                // 3.1.1 has no such code: it reads "server unavailable".
+                return self.conn.reject(ReasonCode::QUOTA_EXCEEDED);
             }
         }
         let expiry_s = match c.version {
