@@ -99,6 +99,30 @@ fn star() -> char {
 }
 
 impl Operator {
+    /// [`Operator::apply_text`] appended to `out`, without allocating
+    /// for a replacement (the common operator of free-text scanning).
+    pub fn push_text(
+        &self,
+        kind: Option<EntityKind>,
+        value: &str,
+        p: &mut dyn Pseudonymizer,
+        out: &mut String,
+    ) {
+        match self {
+            Operator::Replace { with: Some(w) } => out.push_str(w),
+            Operator::Replace { with: None } => {
+                out.push('<');
+                out.push_str(kind.map_or("PII", EntityKind::as_str));
+                out.push('>');
+            }
+            _ => {
+                if let Some(r) = self.apply_text(kind, value, p) {
+                    out.push_str(&r);
+                }
+            }
+        }
+    }
+
     /// Rewrites `value`, found to be of `kind`. `None` removes it.
     pub fn apply_text(
         &self,

@@ -131,6 +131,16 @@ pub struct Policy {
 /// has no recognisable kind.
 pub type Audit = BTreeMap<String, u32>;
 
+/// One more entity of kind `name`; allocates only for a kind's first.
+fn count(audit: &mut Audit, name: &str) {
+    match audit.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            audit.insert(name.to_owned(), 1);
+        }
+    }
+}
+
 /// What [`Policy::apply`] made of a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -327,13 +337,9 @@ impl Policy {
         let mut last = 0;
         for m in found {
             out.push_str(&text[last..m.start]);
-            if let Some(r) = self
-                .op_for(m.kind)
-                .apply_text(Some(m.kind), &text[m.start..m.end], p)
-            {
-                out.push_str(&r);
-            }
-            *audit.entry(m.kind.as_str().to_owned()).or_default() += 1;
+            self.op_for(m.kind)
+                .push_text(Some(m.kind), &text[m.start..m.end], p, &mut out);
+            count(audit, m.kind.as_str());
             last = m.end;
         }
         out.push_str(&text[last..]);
@@ -462,11 +468,10 @@ fn apply_rule(
     let kind = rule
         .entity
         .or_else(|| text.as_deref().and_then(|t| guess(detector, t)));
-    let name = kind.map_or("FIELD", EntityKind::as_str).to_owned();
     if v.is_null() {
         return Walk::Keep; // nothing there to protect
     }
-    *audit.entry(name).or_default() += 1;
+    count(audit, kind.map_or("FIELD", EntityKind::as_str));
     match &rule.op {
         Operator::Drop => return Walk::Drop,
         Operator::Redact => {

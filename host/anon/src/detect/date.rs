@@ -51,14 +51,35 @@ pub fn valid(y: u32, m: u32, d: u32) -> bool {
     d <= days[m as usize - 1]
 }
 
+/// The first three letters of each month, lower case, packed as
+/// [`head_key`] packs them.
+const MONTH_KEYS: [u32; 12] = {
+    let mut k = [0u32; 12];
+    let mut m = 0;
+    while m < 12 {
+        let b = MONTHS[m].as_bytes();
+        k[m] = b[0] as u32 | (b[1] as u32) << 8 | (b[2] as u32) << 16;
+        m += 1;
+    }
+    k
+};
+
+/// Three bytes folded to lower case and packed into one word. Setting
+/// bit 5 turns an upper-case ASCII letter into its lower-case one and
+/// every other byte into something that is not a lower-case letter, so the
+/// key equals a month's only when the bytes spell it, in any case.
+fn head_key(h: &[u8]) -> u32 {
+    (h[0] | 0x20) as u32 | ((h[1] | 0x20) as u32) << 8 | ((h[2] | 0x20) as u32) << 16
+}
+
 /// A month name or its three-letter abbreviation at `i`: (month, end).
-/// Called at every word of a text, so it compares bytes and allocates
-/// nothing: the first three letters pick the only month it can be.
+/// Called at every word of a text, so it compares one packed word against
+/// twelve and allocates nothing: the first three letters pick the only
+/// month it can be.
 fn month_name(s: &[u8], i: usize) -> Option<(u32, usize)> {
     let head = s.get(i..i + 3)?;
-    let p = MONTHS
-        .iter()
-        .position(|m| m.as_bytes()[..3].eq_ignore_ascii_case(head))?;
+    let key = head_key(head);
+    let p = MONTH_KEYS.iter().position(|m| *m == key)?;
     let mut j = i + 3;
     while j < s.len() && s[j].is_ascii_alphabetic() {
         j += 1;

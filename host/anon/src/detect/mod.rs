@@ -142,13 +142,19 @@ impl<'a> Cursor<'a> {
 struct TokenStarts {
     all: Vec<u32>,
     numbers: Vec<u32>,
-    has_digit: bool,
+    /// The [`CLASS`] bits of every byte, or-ed: whether the text holds a
+    /// digit, an '@', a ':', a '.' or a '-' anywhere.
+    seen: u8,
 }
 
 const ALNUM: u8 = 1;
 const STARTS: u8 = 2;
 const NUMBER: u8 = 4;
 const DIGIT: u8 = 8;
+const AT: u8 = 16;
+const COLON: u8 = 32;
+const DOT: u8 = 64;
+const DASH: u8 = 128;
 
 /// What each byte is, for [`TokenStarts::of`].
 static CLASS: [u8; 256] = {
@@ -160,10 +166,16 @@ static CLASS: [u8; 256] = {
             ALNUM | STARTS | NUMBER | DIGIT
         } else if c.is_ascii_alphabetic() {
             ALNUM | STARTS
-        } else if matches!(c, b'+' | b'(' | b'-') {
+        } else if matches!(c, b'+' | b'(') {
             STARTS | NUMBER
-        } else if matches!(c, b':' | b'.') {
-            STARTS
+        } else if c == b'-' {
+            STARTS | NUMBER | DASH
+        } else if c == b':' {
+            STARTS | COLON
+        } else if c == b'.' {
+            STARTS | DOT
+        } else if c == b'@' {
+            AT
         } else {
             0
         };
@@ -179,7 +191,7 @@ impl TokenStarts {
         let mut numbers = vec![0u32; s.len()];
         let (mut n_all, mut n_numbers) = (0, 0);
         let mut prev_alnum = false;
-        let mut digits = 0u8;
+        let mut seen = 0u8;
         for (i, &b) in s.iter().enumerate() {
             let c = CLASS[b as usize];
             let start = !prev_alnum && c & STARTS != 0;
@@ -188,15 +200,11 @@ impl TokenStarts {
             numbers[n_numbers] = i as u32;
             n_numbers += usize::from(start && c & NUMBER != 0);
             prev_alnum = c & ALNUM != 0;
-            digits |= c & DIGIT;
+            seen |= c;
         }
         all.truncate(n_all);
         numbers.truncate(n_numbers);
-        TokenStarts {
-            all,
-            numbers,
-            has_digit: digits != 0,
-        }
+        TokenStarts { all, numbers, seen }
     }
 }
 
@@ -253,25 +261,26 @@ impl Detector {
             starts: &starts.all,
             number_starts: &starts.numbers,
         };
-        let mut found = self.run(s, &ctx, starts.has_digit);
+        let mut found = self.run(s, &ctx, starts.seen);
         found.retain(|m| self.kinds.contains(m.kind) && m.confidence >= self.min_confidence);
         resolve_overlaps(found)
     }
 
     /// Every detector the kinds enable, on `s`: their raw matches,
     /// overlapping and unfiltered.
-    fn run(&self, s: &[u8], ctx: &Ctx, has_digit: bool) -> Vec<Match> {
+    fn run(&self, s: &[u8], ctx: &Ctx, seen: u8) -> Vec<Match> {
         let mut found = Vec::new();
         let k = self.kinds;
         // Quick exits: nearly every detector needs a digit, an '@' or a
-        // URL prefix; text without them is common (names, enums).
-        if k.contains(EntityKind::Email) && s.contains(&b'@') {
+        // URL prefix; text without them is common (names, enums). `seen`
+        // says which of those bytes the text holds.
+        if k.contains(EntityKind::Email) && seen & AT != 0 {
             email::find(s, &mut found);
         }
-        if k.contains(EntityKind::Url) && (s.contains(&b':') || s.contains(&b'.')) {
+        if k.contains(EntityKind::Url) && seen & (COLON | DOT) != 0 {
             url::find(s, ctx, &mut found);
         }
-        if has_digit {
+        if seen & DIGIT != 0 {
             if k.contains(EntityKind::CreditCard) {
                 card::find(s, ctx, &mut found);
             }
@@ -297,8 +306,8 @@ impl Detector {
                 phone::find(s, ctx, &mut found);
             }
         }
-        if s.contains(&b':') || s.contains(&b'-') || s.contains(&b'.') {
-            if k.contains(EntityKind::Ipv6) && s.contains(&b':') {
+        if seen & (COLON | DASH | DOT) != 0 {
+            if k.contains(EntityKind::Ipv6) && seen & COLON != 0 {
                 ip::find_v6(s, &mut found);
             }
             if k.contains(EntityKind::Mac) {
@@ -451,14 +460,18 @@ mod tests {
                 starts: &every,
                 number_starts: &every,
             };
+            for (bit, has) in [
+                (DIGIT, s.iter().any(u8::is_ascii_digit)),
+                (AT, s.contains(&b'@')),
+                (COLON, s.contains(&b':')),
+                (DOT, s.contains(&b'.')),
+                (DASH, s.contains(&b'-')),
+            ] {
+                assert_eq!(starts.seen & bit != 0, has, "bit {bit} of {text:?}");
+            }
             assert_eq!(
-                starts.has_digit,
-                s.iter().any(u8::is_ascii_digit),
-                "{text:?}"
-            );
-            assert_eq!(
-                d.run(s, &fast, starts.has_digit),
-                d.run(s, &slow, starts.has_digit),
+                d.run(s, &fast, starts.seen),
+                d.run(s, &slow, starts.seen),
                 "{text:?}"
             );
             let (mut v6, mut v6_every) = (Vec::new(), Vec::new());
