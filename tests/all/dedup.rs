@@ -91,6 +91,24 @@ fn downtime_does_not_count_against_the_window() {
     assert_eq!(node.read_all("d", 0, 0).len(), 2);
 }
 
+/// ...while the time it was up, even idle, does count: an id that expired
+/// before a crash stays expired after it.
+#[test]
+fn uptime_before_a_crash_counts_against_the_window() {
+    let mut node = TestNode::start();
+    node.create_stream("d", json!({"subjects": ["d/#"], "dedup_window": "2s"}));
+    node.publish("d/x", b"1", &[("sluice-msg-id", "expired")]);
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    node.kill9();
+    node.restart();
+    let again = node.publish("d/x", b"1", &[("sluice-msg-id", "expired")]);
+    assert_eq!(
+        again["duplicate"], false,
+        "the id expired while the node was up: {again}"
+    );
+    assert_eq!(node.read_all("d", 0, 0).len(), 2);
+}
+
 #[test]
 fn concurrent_duplicates_agree_on_one_offset() {
     let node = TestNode::start();

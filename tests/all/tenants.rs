@@ -590,9 +590,10 @@ fn a_tenants_mqtt_clients_and_payload_bytes_are_capped() {
     };
     drop((g1_again, g3, others));
 
-    // 4 KiB of payload a second: two 1500-byte publishes pass, a third waits.
+    // 4 KiB of payload a second: two 2 KiB publishes pass, a third waits
+    // (for half a second's refill).
     node.login("globex", "globex-pw");
-    let body = vec![b'x'; 1500];
+    let body = vec![b'x'; 2048];
     let publish = |node: &TestNode| {
         let r = node
             .authorized(node.agent.post(format!("{}/v1/topics/e/big", node.url)))

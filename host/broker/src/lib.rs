@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod dedup;
 pub mod drain;
+pub mod heartbeat;
 pub mod http_admin;
 pub mod http_api;
 pub mod http_caller;

@@ -150,6 +150,11 @@ pub struct Node {
     /// Serialises stream creation and deletion; publishes never take it.
     admin: Mutex<()>,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// When the previous run of this data directory was last known up
+    /// (`heartbeat`): where the streams' de-duplication windows stopped.
+    down_since_ms: Option<i64>,
+    /// Keeps the heartbeat going while the node lives.
+    _heartbeat: Arc<()>,
 }
 
 impl Node {
@@ -161,6 +166,7 @@ impl Node {
         if trash.exists() {
             std::fs::remove_dir_all(&trash)?;
         }
+        let down_since_ms = crate::heartbeat::last_alive_ms(&options.data_dir);
         let meta = Meta::open(
             &options.data_dir.join("meta.redb"),
             options.limits.meta_cache_bytes_max,
@@ -195,6 +201,8 @@ impl Node {
             streams: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
+            down_since_ms,
+            _heartbeat: crate::heartbeat::spawn(&options.data_dir)?,
         });
         for (key, doc) in node.meta.streams()? {
             let (tenant, name) = key
@@ -240,7 +248,14 @@ impl Node {
 
     fn open_stream(&self, tenant: TenantId, spec: StreamSpec) -> anyhow::Result<Arc<Stream>> {
         let dir = self.stream_dir(&tenant, &spec.name);
-        Stream::open(tenant, spec, &dir, self.metrics.clone(), &self.runtime)
+        Stream::open(
+            tenant,
+            spec,
+            &dir,
+            self.metrics.clone(),
+            &self.runtime,
+            self.down_since_ms,
+        )
     }
 
     fn insert(&self, stream: Arc<Stream>) {
@@ -418,12 +433,6 @@ impl Node {
         tenant: &TenantId,
         msg: &Message,
     ) -> Result<PendingAppends, NodeError> {
-        self.quotas
-            .take_publish(tenant, msg.payload.len())
-            .map_err(|limit| NodeError::RateLimited {
-                tenant: tenant.to_string(),
-                limit,
-            })?;
         let targets: Vec<Arc<Stream>> = self
             .streams(tenant)
             .into_iter()
@@ -444,6 +453,14 @@ impl Node {
                 }
             }
         }
+        // Taken once the streams have room: a publish refused for
+        // back-pressure (and retried) does not spend the tenant's allowance.
+        self.quotas
+            .take_publish(tenant, msg.payload.len())
+            .map_err(|limit| NodeError::RateLimited {
+                tenant: tenant.to_string(),
+                limit,
+            })?;
         let mut waits = Vec::with_capacity(targets.len());
         for (s, permit) in targets.iter().zip(permits) {
             let (cmd, rx) = s.append_cmd(msg);

@@ -103,6 +103,7 @@ impl Stream {
         dir: &Path,
         node_metrics: Arc<NodeMetrics>,
         runtime: &tokio::runtime::Handle,
+        down_since_ms: Option<i64>,
     ) -> anyhow::Result<Arc<Stream>> {
         let storage: Arc<dyn sluice_log::Storage> = Arc::new(FsStorage);
         let config = PartitionConfig {
@@ -130,7 +131,7 @@ impl Stream {
             }));
         }
         let mut dedup = DedupWindow::new(spec.dedup_window_ms, spec.dedup_ids_max);
-        rebuild_dedup(&mut dedup, &partitions, now)?;
+        rebuild_dedup(&mut dedup, &partitions, down_since_ms, now)?;
 
         let (tx, rx) = mpsc::channel(spec.queue_messages_max);
         let (changed, _) = watch::channel(0);
@@ -298,24 +299,32 @@ impl Stream {
     }
 }
 
-/// Refills the idempotent-publish window from the log's tail at start-up.
+/// Refills the idempotent-publish window from the log's tail at start-up,
+/// as it stood when the node stopped: at `down_since_ms` (the last
+/// heartbeat of the previous run) or the stream's last append, whichever
+/// is later.
 fn rebuild_dedup(
     dedup: &mut DedupWindow,
     partitions: &[Arc<PartitionHandle>],
+    down_since_ms: Option<i64>,
     now: i64,
 ) -> anyhow::Result<()> {
     if !dedup.is_enabled() {
         return Ok(());
     }
     // Time the node was down does not count: the window is rebuilt as it
-    // stood at the stream's last append, and that history is moved forward
-    // to now. So a producer retrying (or a pipeline re-running its
-    // uncommitted batch) after an outage of any length is still recognised.
-    let last = partitions
+    // stood when the node stopped, and that history is moved forward to
+    // now. So a producer retrying (or a pipeline re-running its uncommitted
+    // batch) after an outage of any length is still recognised, while ids
+    // that expired as the node ran idle stay expired.
+    let last_append = partitions
         .iter()
         .filter_map(|h| h.log.read().expect("partition lock").max_timestamp_ms())
         .max();
-    let Some(last) = last else { return Ok(()) };
+    let Some(last_append) = last_append else {
+        return Ok(());
+    };
+    let last = down_since_ms.map_or(last_append, |d| d.max(last_append));
     let downtime = now.saturating_sub(last).max(0);
     let mut seen = Vec::new();
     for (p, handle) in partitions.iter().enumerate() {

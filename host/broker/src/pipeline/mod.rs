@@ -35,6 +35,9 @@ use stats::{PipelineStats, RunState, StepStats};
 
 /// Pipelines per node (each has a thread and live handler instances).
 pub const PIPELINES_MAX: usize = 256;
+/// Runner threads per node, all pipelines together (each holds its own
+/// handler instances).
+pub const RUNNERS_TOTAL_MAX: usize = 512;
 /// How long a reload waits for the runners to reach a batch boundary.
 const RELOAD_WAIT_MS: u64 = 30_000;
 
@@ -78,10 +81,12 @@ struct RunnerHandle {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// Stops runners and waits for each to finish. Blocking.
+/// Stops runners and waits for each to finish. Blocking: the stop waits
+/// for room in a runner's control queue rather than be dropped (a runner
+/// that is gone refuses it at once).
 fn stop_runners(runners: Vec<RunnerHandle>) {
     for r in &runners {
-        let _ = r.control.try_send(Control::Stop);
+        let _ = r.control.send(Control::Stop);
     }
     for r in runners {
         let _ = r.thread.join();
@@ -386,19 +391,34 @@ impl Node {
                 source.partitions.len()
             )));
         }
-        let (old_spec, live) = {
+        let (old_spec, live, all_alive) = {
             let running = self.pipelines.running.lock().expect("pipelines lock");
             if running.len() >= PIPELINES_MAX && !running.contains_key(&key) {
                 return Err(NodeError::Invalid(format!(
                     "the node runs {PIPELINES_MAX} pipelines already, its limit"
                 )));
             }
+            let others: usize = running
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .map(|(_, e)| e.runners.len())
+                .sum();
+            if others + spec.runners > RUNNERS_TOTAL_MAX {
+                return Err(NodeError::Invalid(format!(
+                    "the node runs {others} pipeline runners already; {} more would pass its limit of {RUNNERS_TOTAL_MAX}",
+                    spec.runners
+                )));
+            }
             match running.get(&key) {
                 Some(e) => (
                     Some(e.spec.clone()),
-                    e.runners.iter().map(|r| r.control.clone()).collect(),
+                    e.runners
+                        .iter()
+                        .map(|r| r.control.clone())
+                        .collect::<Vec<_>>(),
+                    e.runners.iter().all(|r| !r.thread.is_finished()),
                 ),
-                None => (None, Vec::new()),
+                None => (None, Vec::new(), true),
             }
         };
         if let Some(old) = &old_spec {
@@ -428,8 +448,10 @@ impl Node {
                 }])
                 .await?;
         }
-        if !live.is_empty() && live.len() == deployments.len() {
-            // The same runners: each swaps between two of its batches.
+        if !live.is_empty() && live.len() == deployments.len() && all_alive {
+            // The same runners, all alive: each swaps between two of its
+            // batches. (A runner that is gone, or another count, takes
+            // the restart below.)
             let mut applied = Vec::with_capacity(live.len());
             for (control, deployment) in live.iter().zip(deployments) {
                 let (done, rx) = tokio::sync::oneshot::channel();
@@ -456,13 +478,17 @@ impl Node {
             }
             return Ok(false);
         }
-        let stats = if live.is_empty() {
+        let restarting = !live.is_empty();
+        // Only the entry's handles may keep the old runners' queues open.
+        drop(live);
+        let stats = if !restarting {
             Arc::new(PipelineStats::default())
         } else {
-            // Another number of runners: the old ones finish their batches
-            // (each commits before it stops) and the new ones start from
-            // the committed positions, so the partitions change hands with
-            // nothing lost or handled twice.
+            // Another number of runners (or one is gone): the old ones stop
+            // between batches, or in a back-off or a wait for a full target
+            // (then their batch is not committed, and runs again), and the
+            // new ones start from the committed positions. Nothing is lost;
+            // what runs again publishes outputs the targets recognise.
             let (old, stats) = {
                 let mut running = self.pipelines.running.lock().expect("pipelines lock");
                 let e = running.get_mut(&key).expect("a live pipeline has an entry");
@@ -472,9 +498,8 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Storage(e.to_string()))?;
             stats.reloads.fetch_add(1, Relaxed);
-            if stats.state() != RunState::Failed {
-                stats.set_state(RunState::Running);
-            }
+            // Fresh runners: whatever failed was the old ones'.
+            stats.set_state(RunState::Running);
             stats
         };
         stats.set_steps(
@@ -536,10 +561,11 @@ impl Node {
             match thread {
                 Ok(thread) => runners.push(RunnerHandle { control, thread }),
                 Err(e) => {
-                    stop_runners(runners);
-                    return Err(NodeError::Storage(format!(
-                        "cannot start the pipeline thread: {e}"
-                    )));
+                    let _ = tokio::task::spawn_blocking(move || stop_runners(runners)).await;
+                    let reason = format!("cannot start the pipeline thread: {e}");
+                    stats.set_state(RunState::Failed);
+                    stats.set_error(&reason);
+                    return Err(NodeError::Storage(reason));
                 }
             }
         }

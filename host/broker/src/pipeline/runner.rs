@@ -143,7 +143,7 @@ impl Runner {
                     continue;
                 }
                 // Half-open: the next failure opens it again at once.
-                self.stats.set_state(RunState::Running);
+                self.stats.set_state_unless_failed(RunState::Running);
                 self.consecutive_failures = self.deployment.spec.breaker_failures.saturating_sub(1);
             }
             changed.borrow_and_update();
@@ -345,7 +345,7 @@ impl Runner {
             .breaker_until_ms
             .store(now_ms() + spec.breaker_open_ms as i64, Relaxed);
         self.stats.breaker_opens.fetch_add(1, Relaxed);
-        self.stats.set_state(RunState::BreakerOpen);
+        self.stats.set_state_unless_failed(RunState::BreakerOpen);
     }
 
     /// Runs `msg` through the chain with retries. The outer error means the

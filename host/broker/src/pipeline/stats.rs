@@ -178,6 +178,15 @@ impl PipelineStats {
         self.state.store(s as u8, Relaxed);
     }
 
+    /// [`PipelineStats::set_state`], except that a failed pipeline stays
+    /// failed: with several runners, one runner's breaker must not hide
+    /// another's failure.
+    pub fn set_state_unless_failed(&self, s: RunState) {
+        let _ = self.state.fetch_update(Relaxed, Relaxed, |now| {
+            (now != RunState::Failed as u8).then_some(s as u8)
+        });
+    }
+
     pub fn set_error(&self, reason: &str) {
         *self.last_error.lock().expect("stats lock") =
             Some((reason.to_owned(), crate::stream::now_ms()));
