@@ -4,7 +4,48 @@
 
 use crate::{json_msg, load, payload_json, runtime, secret};
 use serde_json::json;
-use sluice_wasm::Limits;
+use sluice_wasm::{Limits, Message};
+
+#[path = "../../../anon/corpus/generate.rs"]
+mod generate;
+
+/// Every record of the labelled corpus, ~100 B and ~1 KiB, as text and as
+/// JSON, goes through the handler within the default limits (fuel on).
+/// Work the handler does once — compiling a numbering plan's patterns the
+/// first time a phone number needs them — must fit in one call's budget:
+/// a call that runs out traps, the trap discards the instance, and the
+/// work is lost with it, so every record needing it would be dead-lettered.
+#[test]
+fn the_whole_corpus_fits_the_default_limits() {
+    drop(load("anonymise", "{}")); // builds and compiles the component
+    let started = std::time::Instant::now();
+    let mut h = load("anonymise", "{}");
+    // A new instance and its `init` (numbering plans included), as after a trap.
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let budget = Limits::default().fuel_per_call;
+    let (mut most, mut calls) = (0u64, 0u32);
+    for size in [100usize, 1024] {
+        let mut corpus = generate::Gen::new(size as u64 + 11);
+        for i in 0..400 {
+            let text = corpus.record(size).text;
+            let mut m = if i % 2 == 0 {
+                Message::new("t", text.into_bytes())
+            } else {
+                json_msg("t", json!({"id": i, "note": text}))
+            };
+            m.timestamp_ms = 1_700_000_000_000;
+            let before = h.stats().fuel_consumed;
+            h.invoke(&m).unwrap_or_else(|e| {
+                panic!("record {i} of ~{size} B: {e} (most fuel so far {most} of {budget})")
+            });
+            most = most.max(h.stats().fuel_consumed - before);
+            calls += 1;
+        }
+    }
+    eprintln!(
+        "anonymise: loaded in {load_ms:.0} ms; {calls} corpus records, at most {most} fuel for one, of {budget}"
+    );
+}
 
 #[test]
 pub fn anonymise() {
