@@ -1,6 +1,6 @@
 //! Native throughput of the default policy on the corpus, in records per
 //! CPU-second, for ~100-byte and ~1 KiB records, plus the one-off cost of
-//! the first call (libphonenumber's metadata load):
+//! the first call:
 //! `cargo run --release -p sluice-anon --example throughput`.
 
 #[path = "../corpus/generate.rs"]

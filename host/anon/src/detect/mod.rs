@@ -80,15 +80,9 @@ pub struct Detector {
 
 impl Default for Detector {
     fn default() -> Self {
-        use phonenumber::country::Id;
         Detector {
             kinds: KindSet::all(),
-            plans: std::sync::Arc::new(numbering::Plans::for_regions(&[
-                Id::US,
-                Id::GB,
-                Id::DE,
-                Id::FR,
-            ])),
+            plans: std::sync::Arc::new(numbering::Plans::for_regions(&["US", "GB", "DE", "FR"])),
             min_confidence: 0.5,
         }
     }
@@ -221,8 +215,9 @@ impl Detector {
             let ids = regions
                 .iter()
                 .map(|r| {
-                    r.parse::<phonenumber::country::Id>()
-                        .map_err(|_| format!("unknown phone region {r:?}"))
+                    numbering::region(r)
+                        .map(|region| region.id)
+                        .ok_or_else(|| format!("unknown phone region {r:?}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             d.plans = std::sync::Arc::new(numbering::Plans::for_regions(&ids));

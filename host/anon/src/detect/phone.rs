@@ -90,8 +90,7 @@ fn valid(text: &str, plans: &Plans) -> bool {
     // ten digits of the North American plan. Anything else is more likely
     // a date, an id or an amount than a phone number.
     plans.national.iter().any(|(region, _, plan)| {
-        use phonenumber::country::Id;
-        if matches!(region, Id::US | Id::CA) {
+        if matches!(*region, "US" | "CA") {
             let nsn = match digits.len() {
                 10 => &digits[..],
                 11 if digits.starts_with('1') => &digits[1..],
@@ -100,7 +99,6 @@ fn valid(text: &str, plans: &Plans) -> bool {
             !nsn.starts_with(['0', '1']) && plan.is_valid(nsn)
         } else {
             plan.national_prefix
-                .as_deref()
                 .and_then(|np| digits.strip_prefix(np))
                 .is_some_and(|nsn| plan.is_valid(nsn))
         }
