@@ -158,6 +158,23 @@ impl Client {
         )
     }
 
+    /// Unsubscribes from one filter; the UNSUBACK's reasons (none in 3.1.1).
+    pub fn unsubscribe(&mut self, filter: &str) -> Vec<ReasonCode> {
+        let packet_id = self.id();
+        self.send(&Packet::Unsubscribe(sluice_mqtt::Unsubscribe {
+            packet_id,
+            filters: vec![filter.to_owned()],
+            properties: Default::default(),
+        }));
+        loop {
+            match self.recv() {
+                Some(Packet::UnsubAck(a)) => return a.reasons,
+                Some(Packet::Publish(_)) => continue,
+                other => panic!("expected UNSUBACK, got {other:?}"),
+            }
+        }
+    }
+
     /// Publishes and, for QoS 1/2, completes the handshake; returns the broker's reason.
     pub fn publish_with(
         &mut self,

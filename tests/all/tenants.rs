@@ -418,6 +418,11 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
             "quota of 0",
         ),
         (
+            "[[tenants]]\nname = \"a\"\nmqtt_subscriptions_per_client_max = 0\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
+        (
             "[[tenants]]\nname = \"a\"\npublish_bytes_per_s_max = \"0KiB\"\n",
             "sluice.toml:1:",
             "quota of 0",
@@ -440,12 +445,16 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
 
 /// A node where acme has quotas (one stream, 5 publishes a second) and
 /// globex, beside it, a message rate of its own that it will not reach, 4 KiB
-/// of payload a second and two MQTT clients at once.
+/// of payload a second, two MQTT clients at once and two subscriptions a
+/// client; every client of the node may hold four.
 fn node_with_quotas() -> TestNode {
     let users = users();
     let config = r#"
 [auth]
 users_file = "users.toml"
+
+[mqtt]
+subscriptions_per_client_max = 4
 
 [[tenants]]
 name = "acme"
@@ -461,6 +470,7 @@ name = "globex"
 publish_messages_per_s_max = 100000
 publish_bytes_per_s_max = "4KiB"
 mqtt_connections_max = 2
+mqtt_subscriptions_per_client_max = 2
 
 [[tenants.streams]]
 name = "events"
@@ -622,4 +632,73 @@ fn a_tenants_mqtt_clients_and_payload_bytes_are_capped() {
             .send(vec![b'y'; 64 << 10].as_slice()),
     );
     assert_eq!(code, 200, "{v}");
+}
+
+#[test]
+fn an_mqtt_session_holds_a_bounded_number_of_subscriptions() {
+    let node = node_with_quotas();
+    let subs = |filters: &[&str]| {
+        filters
+            .iter()
+            .map(|f| sluice_mqtt::Subscription::new(*f, QoS::AtLeastOnce))
+            .collect::<Vec<_>>()
+    };
+    let granted = ReasonCode::GRANTED_QOS_1;
+    // Globex's quota: two a client. Past it, 0x97 for each further filter
+    // of the same SUBSCRIBE, while the ones before are granted.
+    let (mut g, r) = mqtt(&node, "globex", "globex-pw", "gs");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    assert_eq!(
+        g.subscribe_with(subs(&["x/1", "x/2", "x/3"]), Default::default()),
+        [granted, granted, ReasonCode::QUOTA_EXCEEDED]
+    );
+    assert_eq!(
+        g.subscribe("x/1", QoS::AtMostOnce),
+        [ReasonCode::GRANTED_QOS_0],
+        "subscribing again to a filter replaces it"
+    );
+    // The refused filter was not subscribed: nothing is routed to it.
+    let (mut p, _) = mqtt(&node, "globex", "globex-pw", "gp");
+    assert_eq!(
+        p.publish("x/3", b"m", QoS::AtLeastOnce),
+        ReasonCode::NO_MATCHING_SUBSCRIBERS
+    );
+    assert_eq!(
+        p.publish("x/2", b"m", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(g.expect_publish().topic, "x/2");
+    // Unsubscribing gives a place back.
+    assert_eq!(g.unsubscribe("x/2"), [ReasonCode::SUCCESS]);
+    assert_eq!(g.subscribe("x/3", QoS::AtLeastOnce), [granted]);
+    drop((g, p));
+
+    // Acme has no quota of its own: the node's four apply.
+    let (mut a, r) = mqtt(&node, "acme", "acme-pw", "as");
+    assert_eq!(r, ReasonCode::SUCCESS);
+    assert_eq!(
+        a.subscribe_with(
+            subs(&["y/1", "y/2", "y/3", "y/4", "y/5"]),
+            Default::default()
+        ),
+        [
+            granted,
+            granted,
+            granted,
+            granted,
+            ReasonCode::QUOTA_EXCEEDED
+        ]
+    );
+    // A 3.1.1 client gets its one failure code, 0x80.
+    let mut c = connect_packet(Version::V3_1_1, "as3");
+    c.username = Some("acme".into());
+    c.password = Some(Bytes::from_static(b"acme-pw"));
+    let (mut v3, ack) = Client::connect(node.mqtt, c);
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    let reasons = v3.subscribe_with(
+        subs(&["z/1", "z/2", "z/3", "z/4", "z/5"]),
+        Default::default(),
+    );
+    assert_eq!(reasons[..4], [granted; 4]);
+    assert_eq!(reasons[4], ReasonCode::UNSPECIFIED_ERROR);
 }

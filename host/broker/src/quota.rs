@@ -1,8 +1,10 @@
 //! Per-tenant quotas, so that tenants sharing a node cannot crowd each
 //! other out: how many streams a tenant may hold, how many messages and
 //! payload bytes it may publish per second over every protocol (its
-//! pipelines' outputs included), and how many MQTT clients it may have
-//! connected at once. Each rate is a token bucket holding one second's
+//! pipelines' outputs included), how many MQTT clients it may have
+//! connected at once and how many subscriptions each may hold (which
+//! together bound the copies of a message its subscribers can ask the node
+//! to make). Each rate is a token bucket holding one second's
 //! worth.
 
 use std::collections::HashMap;
@@ -27,6 +29,9 @@ pub struct TenantQuota {
     pub publish_bytes_per_s_max: Option<u64>,
     /// MQTT clients (distinct client ids) connected at once.
     pub mqtt_connections_max: Option<usize>,
+    /// Subscriptions each of the tenant's MQTT sessions may hold (below the
+    /// node's `subscriptions_per_client_max`).
+    pub mqtt_subscriptions_per_client_max: Option<usize>,
 }
 
 /// A token bucket refilled continuously at `per_s`, holding at most `per_s`.
@@ -148,6 +153,14 @@ impl Quotas {
 
     pub fn streams_max(&self, tenant: &TenantId) -> Option<usize> {
         self.quotas.get(tenant)?.streams_max
+    }
+
+    /// Subscriptions a session of `tenant` may hold, given the node's cap.
+    pub fn subscriptions_per_client_max(&self, tenant: &TenantId, node_max: usize) -> usize {
+        self.quotas
+            .get(tenant)
+            .and_then(|q| q.mqtt_subscriptions_per_client_max)
+            .map_or(node_max, |n| n.min(node_max))
     }
 
     /// Takes one publish of `payload_bytes` from `tenant`'s allowances; the

@@ -427,18 +427,33 @@ impl Router {
     }
 
     /// Adds (or replaces) a subscription; returns whether it is new.
-    pub fn subscribe(&self, client_id: &str, filter: TopicFilter, options: SubOptions) -> bool {
+    /// Adds or replaces a subscription unless it is new and the client's
+    /// session already holds `max`: `Some(whether it is new)`, or `None`
+    /// when refused.
+    pub fn subscribe(
+        &self,
+        client_id: &str,
+        filter: TopicFilter,
+        options: SubOptions,
+        max: usize,
+    ) -> Option<bool> {
         let mut st = self.lock();
+        let sub_name = subscription_name(&filter, options.share_group.as_deref());
+        if let Some(s) = st.sessions.get(client_id)
+            && s.subscriptions.len() >= max
+            && !s.subscriptions.contains_key(&sub_name)
+        {
+            return None;
+        }
         let key = SubKey {
             client: client_id.to_owned(),
             share_group: options.share_group.clone(),
         };
-        let sub_name = subscription_name(&filter, options.share_group.as_deref());
         let new = st.trie.insert(&filter, key, options.clone()).is_none();
         if let Some(s) = st.sessions.get_mut(client_id) {
             s.subscriptions.insert(sub_name, (filter, options));
         }
-        new
+        Some(new)
     }
 
     /// Removes a subscription; returns whether it existed.
@@ -955,8 +970,12 @@ mod tests {
     }
 
     fn message() -> Message {
+        message_on("t/x")
+    }
+
+    fn message_on(topic: &str) -> Message {
         Message {
-            topic: TopicName::new("t/x").unwrap(),
+            topic: TopicName::new(topic).unwrap(),
             key: None,
             headers: Vec::new(),
             content_type: None,
@@ -1022,8 +1041,42 @@ mod tests {
             subscription_id: None,
             share_group: None,
         };
-        r.subscribe("sub", TopicFilter::new("t/#").unwrap(), options);
+        r.subscribe("sub", TopicFilter::new("t/#").unwrap(), options, usize::MAX);
         (attached.shared, rx)
+    }
+
+    #[test]
+    fn a_session_holds_at_most_max_subscriptions() {
+        let r = router(4, 5_000);
+        let (tx, _rx) = mpsc::channel(64);
+        let _attached = r.connect("c", true, 0, tx);
+        let options = |share_group: Option<&str>| SubOptions {
+            qos: QoS::AtMostOnce,
+            no_local: false,
+            retain_as_published: false,
+            subscription_id: None,
+            share_group: share_group.map(str::to_owned),
+        };
+        let f = |t: &str| TopicFilter::new(t).unwrap();
+        assert_eq!(r.subscribe("c", f("a/#"), options(None), 2), Some(true));
+        assert_eq!(
+            r.subscribe("c", f("a/#"), options(Some("g")), 2),
+            Some(true)
+        );
+        assert_eq!(r.subscribe("c", f("b"), options(None), 2), None, "a third");
+        let to_b = |r: &Router| {
+            r.route(&message_on("b"), QoS::AtMostOnce, false, None, |_| ())
+                .subscribers
+        };
+        assert_eq!(to_b(&r), 0, "the refused filter is not in the tree");
+        assert_eq!(
+            r.subscribe("c", f("a/#"), options(None), 2),
+            Some(false),
+            "replacing one is no new one"
+        );
+        assert!(r.unsubscribe("c", &f("a/#"), Some("g")));
+        assert_eq!(r.subscribe("c", f("b"), options(None), 2), Some(true));
+        assert_eq!(to_b(&r), 1);
     }
 
     fn route(r: &Router) -> Option<Congested> {

@@ -760,6 +760,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let mut reasons = Vec::with_capacity(s.subscriptions.len());
         let mut retained = Vec::new();
         let now = Instant::now();
+        let max = self.node.quotas.subscriptions_per_client_max(
+            &identity.principal.tenant,
+            self.node.options.mqtt.subscriptions_per_client_max,
+        );
         for sub in &s.subscriptions {
             let (share_group, filter_text) = match parse_shared(&sub.filter) {
                 Ok(parts) => parts,
@@ -794,10 +798,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 subscription_id: sub_id,
                 share_group: share_group.map(str::to_owned),
             };
-            let is_new = self
+            let Some(is_new) = self
                 .node
                 .router
-                .subscribe(&client_id, filter.clone(), options);
+                .subscribe(&client_id, filter.clone(), options, max)
+            else {
+                // The session holds all the subscriptions it may: 0x97
+                // (3.1.1: 0x80) for this filter, the others still count.
+                reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                continue;
+            };
             if share_group.is_none() {
                 retained.extend(
                     self.node
