@@ -418,6 +418,11 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
             "quota of 0",
         ),
         (
+            "[[tenants]]\nname = \"a\"\nretained_messages_max = 0\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
+        (
             "[[tenants]]\nname = \"a\"\nmqtt_subscriptions_per_client_max = 0\n",
             "sluice.toml:1:",
             "quota of 0",
@@ -445,8 +450,9 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
 
 /// A node where acme has quotas (one stream, 5 publishes a second) and
 /// globex, beside it, a message rate of its own that it will not reach, 4 KiB
-/// of payload a second, two MQTT clients at once and two subscriptions a
-/// client; every client of the node may hold four.
+/// of payload a second, two MQTT clients at once, two subscriptions a
+/// client and two retained messages; every client of the node may hold
+/// four subscriptions, and the node four retained messages.
 fn node_with_quotas() -> TestNode {
     let users = users();
     let config = r#"
@@ -455,6 +461,7 @@ users_file = "users.toml"
 
 [mqtt]
 subscriptions_per_client_max = 4
+retained_messages_max = 4
 
 [[tenants]]
 name = "acme"
@@ -471,6 +478,7 @@ publish_messages_per_s_max = 100000
 publish_bytes_per_s_max = "4KiB"
 mqtt_connections_max = 2
 mqtt_subscriptions_per_client_max = 2
+retained_messages_max = 2
 
 [[tenants.streams]]
 name = "events"
@@ -701,4 +709,82 @@ fn an_mqtt_session_holds_a_bounded_number_of_subscriptions() {
     );
     assert_eq!(reasons[..4], [granted; 4]);
     assert_eq!(reasons[4], ReasonCode::UNSPECIFIED_ERROR);
+}
+
+#[test]
+fn retained_messages_are_capped_per_tenant_and_per_node() {
+    let mut node = node_with_quotas();
+    let retain = |c: &mut Client, topic: &str, payload: &[u8]| {
+        c.publish_with(topic, payload, QoS::AtLeastOnce, true, Default::default())
+    };
+    // Globex's quota is two retained messages; a third topic gets 0x97,
+    // while replacing or clearing one of its two is always allowed.
+    let (mut g, _) = mqtt(&node, "globex", "globex-pw", "gr");
+    let first = retain(&mut g, "r/1", b"one");
+    assert!(!first.is_error(), "{first:?}");
+    assert!(!retain(&mut g, "r/2", b"two").is_error());
+    assert_eq!(retain(&mut g, "r/3", b"three"), ReasonCode::QUOTA_EXCEEDED);
+    assert!(!retain(&mut g, "r/1", b"one again").is_error());
+    assert!(!retain(&mut g, "r/2", b"").is_error(), "clearing r/2");
+    assert!(!retain(&mut g, "r/3", b"three").is_error(), "r/2's place");
+    // What is retained is what was accepted.
+    let (mut s, _) = mqtt(&node, "globex", "globex-pw", "gs");
+    assert_eq!(
+        s.subscribe("r/#", QoS::AtLeastOnce),
+        [ReasonCode::GRANTED_QOS_1]
+    );
+    let mut got: Vec<(String, Vec<u8>)> = (0..2)
+        .map(|_| {
+            let p = s.expect_publish();
+            (p.topic.to_string(), p.payload.to_vec())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("r/1".to_string(), b"one again".to_vec()),
+            ("r/3".to_string(), b"three".to_vec())
+        ]
+    );
+    s.expect_silence(Duration::from_millis(300));
+    drop((g, s));
+
+    // Over HTTP the refusal is a 403 that names the quota, and it is
+    // refused whole: the stream that captures the topic gets nothing.
+    node.login("globex", "globex-pw");
+    let (code, v) = node.post_raw("/v1/topics/e/r4", b"four", &[("sluice-retain", "true")]);
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retained_messages_max"),
+        "{v}"
+    );
+    let (_, v) = node.get("/v1/streams/events");
+    assert!(
+        v["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["end_offset"] == 0),
+        "{v}"
+    );
+
+    // The count survives a restart: the stored messages are counted again.
+    node.restart();
+    let (mut g, _) = mqtt(&node, "globex", "globex-pw", "gr");
+    assert_eq!(retain(&mut g, "r/5", b"five"), ReasonCode::QUOTA_EXCEEDED);
+
+    // Acme has no quota of its own: the node's four apply, globex's two
+    // included.
+    let (mut a, _) = mqtt(&node, "acme", "acme-pw", "ar");
+    assert!(!retain(&mut a, "s/1", b"x").is_error());
+    assert!(!retain(&mut a, "s/2", b"x").is_error());
+    assert_eq!(retain(&mut a, "s/3", b"x"), ReasonCode::QUOTA_EXCEEDED);
 }

@@ -256,6 +256,9 @@ async fn publish(
     let retain = text("sluice-retain")?.is_some_and(|v| v == "true" || v == "1");
     // Durable capture first (refused whole on back-pressure), then live
     // delivery to MQTT subscribers at QoS 1, then the wait for durability.
+    if retain {
+        node.check_retain(tenant, &msg)?;
+    }
     let pending = node.begin_publish(tenant, &msg)?;
     let retained = retain.then(|| node.retain(tenant, &msg, sluice_mqtt::QoS::AtLeastOnce));
     let (_, held, congested) =

@@ -582,6 +582,33 @@ impl Node {
     /// Stores (or, with an empty payload, clears) the retained message of
     /// `msg`'s topic: current for new subscribers at once, durable when the
     /// returned future resolves.
+    /// Refuses a retained publish that would store a new retained message
+    /// past the node's `retained_messages_max` or its tenant's quota.
+    /// Replacing or clearing one is always allowed. Checked before the
+    /// publish is captured, so a refused one is refused whole.
+    pub fn check_retain(&self, tenant: &TenantId, msg: &Message) -> Result<(), NodeError> {
+        if msg.payload.is_empty() {
+            return Ok(());
+        }
+        let Some(inside) = crate::mqtt::namespace::topic(tenant, &msg.topic) else {
+            return Ok(());
+        };
+        let tenant_max = self.quotas.retained_messages_max(tenant);
+        let node_max = self.options.mqtt.retained_messages_max;
+        if self
+            .router
+            .may_retain(inside.as_str(), tenant_max, node_max)
+        {
+            return Ok(());
+        }
+        Err(NodeError::QuotaExceeded(match tenant_max {
+            Some(max) if max < node_max => format!(
+                "tenant {tenant} holds {max} retained messages, its quota (`retained_messages_max`)"
+            ),
+            _ => format!("the node holds {node_max} retained messages (`retained_messages_max`)"),
+        }))
+    }
+
     pub fn retain(
         &self,
         tenant: &TenantId,

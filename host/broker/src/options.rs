@@ -123,6 +123,9 @@ pub struct MqttOptions {
     /// Subscriptions one session may hold; more get SUBACK 0x97. Bounds the
     /// subscription tree's memory and the copies one publish can make.
     pub subscriptions_per_client_max: usize,
+    /// Retained messages the node holds (memory and metadata store); a
+    /// retained publish to a new topic beyond it is refused.
+    pub retained_messages_max: usize,
     /// A subscriber's backlog (mailbox and queue, in messages) at which its
     /// publishers stop reading until it has drained to half; 0 = never.
     pub publisher_wait_backlog_messages: usize,
@@ -168,6 +171,7 @@ impl Default for MqttOptions {
             session_stored_messages_max: 1_000_000,
             inflight_messages_max: 1024,
             subscriptions_per_client_max: 1000,
+            retained_messages_max: 1_000_000,
             publisher_wait_backlog_messages: 1000,
             publisher_wait_ms_max: 100,
             sys_interval_ms: 10_000,

@@ -32,6 +32,8 @@ pub struct TenantQuota {
     /// Subscriptions each of the tenant's MQTT sessions may hold (below the
     /// node's `subscriptions_per_client_max`).
     pub mqtt_subscriptions_per_client_max: Option<usize>,
+    /// Retained messages the tenant holds (MQTT and HTTP `sluice-retain`).
+    pub retained_messages_max: Option<usize>,
 }
 
 /// A token bucket refilled continuously at `per_s`, holding at most `per_s`.
@@ -153,6 +155,10 @@ impl Quotas {
 
     pub fn streams_max(&self, tenant: &TenantId) -> Option<usize> {
         self.quotas.get(tenant)?.streams_max
+    }
+
+    pub fn retained_messages_max(&self, tenant: &TenantId) -> Option<usize> {
+        self.quotas.get(tenant)?.retained_messages_max
     }
 
     /// Subscriptions a session of `tenant` may hold, given the node's cap.

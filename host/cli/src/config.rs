@@ -79,6 +79,8 @@ pub struct TenantSection {
     pub mqtt_connections_max: Option<usize>,
     /// Quota: subscriptions each of the tenant's MQTT sessions may hold.
     pub mqtt_subscriptions_per_client_max: Option<usize>,
+    /// Quota: retained messages the tenant holds.
+    pub retained_messages_max: Option<usize>,
     #[serde(default)]
     pub streams: Vec<toml::Spanned<StreamDoc>>,
     #[serde(default)]
@@ -146,6 +148,8 @@ pub struct MqttSection {
     pub inflight_messages_max: Option<u16>,
     /// Subscriptions one MQTT session may hold.
     pub subscriptions_per_client_max: Option<usize>,
+    /// Retained messages the node holds.
+    pub retained_messages_max: Option<usize>,
     /// A subscriber backlog, in messages, at which its publishers wait (0 = never).
     pub publisher_wait_backlog_messages: Option<usize>,
     /// The longest a publisher waits for one subscriber, e.g. `"100ms"`.
@@ -347,6 +351,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             || section.publish_bytes_per_s_max.as_ref().map(|b| b.0) == Some(0)
             || section.mqtt_connections_max == Some(0)
             || section.mqtt_subscriptions_per_client_max == Some(0)
+            || section.retained_messages_max == Some(0)
         {
             return Err(at(
                 t.span(),
@@ -368,6 +373,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             publish_bytes_per_s_max: section.publish_bytes_per_s_max.as_ref().map(|b| b.0),
             mqtt_connections_max: section.mqtt_connections_max,
             mqtt_subscriptions_per_client_max: section.mqtt_subscriptions_per_client_max,
+            retained_messages_max: section.retained_messages_max,
         };
         checked.tenants.insert(tenant.clone(), quota);
         checked.namespace(
@@ -557,6 +563,9 @@ impl ConfigFile {
         }
         if let Some(n) = m.subscriptions_per_client_max {
             o.mqtt.subscriptions_per_client_max = n.max(1);
+        }
+        if let Some(n) = m.retained_messages_max {
+            o.mqtt.retained_messages_max = n.max(1);
         }
         if let Some(n) = m.publisher_wait_backlog_messages {
             o.mqtt.publisher_wait_backlog_messages = n;

@@ -239,9 +239,45 @@ struct State {
     sessions: HashMap<String, Session>,
     trie: FilterTrie<SubKey, SubOptions>,
     retained: BTreeMap<String, Retained>,
+    /// Retained messages per tenant, by the tenant's topic prefix ("" for
+    /// the default tenant); the broker's own `$SYS/` ones are not counted.
+    retained_per_tenant: HashMap<String, usize>,
+    /// Their sum.
+    retained_counted: usize,
     /// Round-robin position per shared group.
     share_cursor: HashMap<String, usize>,
     next_connection: u64,
+}
+
+/// Whose a retained topic is, for its limits: its tenant's prefix, "" for
+/// the default tenant, `None` for the broker's own `$SYS/` statistics.
+fn retained_owner(topic: &str) -> Option<&str> {
+    if topic.starts_with("$SYS/") {
+        return None;
+    }
+    Some(super::namespace::tenant_prefix(topic).unwrap_or(""))
+}
+
+impl State {
+    fn put_retained(&mut self, r: Retained) {
+        let topic = r.message.topic.as_str().to_owned();
+        let owner = retained_owner(&topic).map(str::to_owned);
+        if self.retained.insert(topic, r).is_none()
+            && let Some(owner) = owner
+        {
+            *self.retained_per_tenant.entry(owner).or_default() += 1;
+            self.retained_counted += 1;
+        }
+    }
+
+    fn unretain(&mut self, topic: &str) {
+        if self.retained.remove(topic).is_some()
+            && let Some(n) = retained_owner(topic).and_then(|o| self.retained_per_tenant.get_mut(o))
+        {
+            *n -= 1;
+            self.retained_counted -= 1;
+        }
+    }
 }
 
 pub struct Router {
@@ -480,23 +516,36 @@ impl Router {
     pub fn retain(&self, message: &Message, qos: QoS) {
         let mut st = self.lock();
         if message.payload.is_empty() {
-            st.retained.remove(message.topic.as_str());
+            st.unretain(message.topic.as_str());
         } else {
-            st.retained.insert(
-                message.topic.as_str().to_owned(),
-                Retained {
-                    message: message.clone(),
-                    qos,
-                },
-            );
+            st.put_retained(Retained {
+                message: message.clone(),
+                qos,
+            });
         }
     }
 
     pub fn load_retained(&self, retained: Vec<Retained>) {
         let mut st = self.lock();
         for r in retained {
-            st.retained.insert(r.message.topic.as_str().to_owned(), r);
+            st.put_retained(r);
         }
+    }
+
+    /// Whether a retained message may be stored on `topic` (the router's
+    /// name for it): always when it replaces one, else when the node holds
+    /// fewer than `node_max` and the topic's tenant fewer than
+    /// `tenant_max`.
+    pub fn may_retain(&self, topic: &str, tenant_max: Option<usize>, node_max: usize) -> bool {
+        let st = self.lock();
+        if st.retained.contains_key(topic) {
+            return true;
+        }
+        let Some(owner) = retained_owner(topic) else {
+            return true;
+        };
+        let held = st.retained_per_tenant.get(owner).copied().unwrap_or(0);
+        st.retained_counted < node_max && tenant_max.is_none_or(|max| held < max)
     }
 
     pub fn retained_count(&self) -> usize {

@@ -625,6 +625,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         }
         let publisher = self.identity.as_ref().map(|i| i.client_id.clone());
         let message = message_from_publish(topic, p.payload, p.properties, crate::stream::now_ms());
+        if p.retain
+            && let Err(e) = self.node.check_retain(&self.tenant, &message)
+        {
+            // A new retained topic past the node's or the tenant's limit:
+            // 0x97 for QoS 1/2; a QoS 0 or 3.1.1 publish is dropped.
+            tracing::debug!(error = %e, "retained publish refused");
+            if let Some(id) = p.packet_id {
+                self.conn
+                    .publish_done(id, p.qos, ReasonCode::QUOTA_EXCEEDED);
+            }
+            return;
+        }
         let pending = match self.node.begin_publish(&self.tenant, &message) {
             Ok(pending) => pending,
             Err(NodeError::Backpressure { .. } | NodeError::RateLimited { .. }) => {
@@ -973,7 +985,16 @@ async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will
         content_type: will.properties.content_type.clone(),
     };
     let message = message_from_publish(topic, will.payload, props, crate::stream::now_ms());
-    if will.retain && node.retain(&tenant, &message, will.qos).await.is_err() {
+    let retain = will.retain
+        && match node.check_retain(&tenant, &message) {
+            Ok(()) => true,
+            Err(e) => {
+                // Still published, like any will, but not retained.
+                tracing::warn!(client_id, error = %e, "a will's retained copy refused");
+                false
+            }
+        };
+    if retain && node.retain(&tenant, &message, will.qos).await.is_err() {
         tracing::error!(client_id, "could not store a retained will");
     }
     let pending = node.begin_publish(&tenant, &message);
