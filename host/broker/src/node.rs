@@ -579,14 +579,14 @@ impl Node {
         Ok(())
     }
 
-    /// Stores (or, with an empty payload, clears) the retained message of
-    /// `msg`'s topic: current for new subscribers at once, durable when the
-    /// returned future resolves.
     /// Refuses a retained publish that would store a new retained message
     /// past the node's `retained_messages_max` or its tenant's quota.
     /// Replacing or clearing one is always allowed. Checked before the
-    /// publish is captured, so a refused one is refused whole.
+    /// publish is captured, so a refused one is refused whole; publishes
+    /// racing for the last place may each pass it. At a limit, expired
+    /// retained messages are deleted first.
     pub fn check_retain(&self, tenant: &TenantId, msg: &Message) -> Result<(), NodeError> {
+        use crate::mqtt::RetainRoom;
         if msg.payload.is_empty() {
             return Ok(());
         }
@@ -595,20 +595,34 @@ impl Node {
         };
         let tenant_max = self.quotas.retained_messages_max(tenant);
         let node_max = self.options.mqtt.retained_messages_max;
-        if self
+        let (room, expired) = self
             .router
-            .may_retain(inside.as_str(), tenant_max, node_max)
-        {
-            return Ok(());
+            .may_retain(inside.as_str(), tenant_max, node_max);
+        let deletes: Vec<MetaWrite> = expired
+            .iter()
+            .filter_map(|t| retained_store_key(t))
+            .map(|key| MetaWrite::DeleteRetained { key })
+            .collect();
+        if !deletes.is_empty() {
+            // Durable in the background: a restart before then loads them
+            // again, and the next sweep removes them again.
+            drop(self.meta.enqueue(deletes));
         }
-        Err(NodeError::QuotaExceeded(match tenant_max {
-            Some(max) if max < node_max => format!(
-                "tenant {tenant} holds {max} retained messages, its quota (`retained_messages_max`)"
-            ),
-            _ => format!("the node holds {node_max} retained messages (`retained_messages_max`)"),
-        }))
+        match room {
+            RetainRoom::Yes => Ok(()),
+            RetainRoom::TenantFull => Err(NodeError::QuotaExceeded(format!(
+                "tenant {tenant} holds {} retained messages, its quota (`retained_messages_max`)",
+                tenant_max.unwrap_or_default()
+            ))),
+            RetainRoom::NodeFull => Err(NodeError::QuotaExceeded(format!(
+                "the node holds {node_max} retained messages (`retained_messages_max`)"
+            ))),
+        }
     }
 
+    /// Stores (or, with an empty payload, clears) the retained message of
+    /// `msg`'s topic: current for new subscribers at once, durable when the
+    /// returned future resolves.
     pub fn retain(
         &self,
         tenant: &TenantId,
@@ -840,6 +854,20 @@ pub(crate) fn read_round_robin(
 /// `msg` as the MQTT router knows it: the default tenant's as is, another
 /// tenant's under its prefix (`mqtt::namespace`); `None` when the prefix
 /// makes the topic too deep to route.
+/// The metadata store's key of a retained message, from the router's name
+/// for its topic (`{tenant}/{topic as the tenant writes it}`, as
+/// [`Node::retain`] writes it).
+fn retained_store_key(internal: &str) -> Option<String> {
+    let tenant = match crate::mqtt::namespace::tenant_prefix(internal) {
+        Some(p) => TenantId::new(p.strip_prefix("$tenant/")?.strip_suffix('/')?).ok()?,
+        None => TenantId::default_tenant(),
+    };
+    Some(format!(
+        "{tenant}/{}",
+        crate::mqtt::namespace::external_topic(internal)
+    ))
+}
+
 fn mqtt_view<'a>(tenant: &TenantId, msg: &'a Message) -> Option<std::borrow::Cow<'a, Message>> {
     use std::borrow::Cow;
     Some(match crate::mqtt::namespace::topic(tenant, &msg.topic)? {

@@ -15,7 +15,9 @@ use sluice_core::{Message, TopicName};
 use sluice_mqtt::QoS;
 
 pub use listener::{ListenerStats, Transport, serve, tls_acceptor};
-pub use router::{Congested, Pacing, Retained, Router, RouterStats, SubOptions, ToConnection};
+pub use router::{
+    Congested, Pacing, RetainRoom, Retained, Router, RouterStats, SubOptions, ToConnection,
+};
 
 /// Encodes a retained message for the metadata store:
 /// `qos u8 | timestamp i64 LE | key len u32 LE (u32::MAX = none) | key | envelope`.

@@ -244,10 +244,24 @@ struct State {
     retained_per_tenant: HashMap<String, usize>,
     /// Their sum.
     retained_counted: usize,
+    /// When expired retained messages were last swept out.
+    retained_swept: Option<Instant>,
     /// Round-robin position per shared group.
     share_cursor: HashMap<String, usize>,
     next_connection: u64,
 }
+
+/// Whether a retained publish fits, or which limit it meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainRoom {
+    Yes,
+    TenantFull,
+    NodeFull,
+}
+
+/// How often, at most, a retained publish at a limit sweeps out the
+/// expired retained messages.
+const RETAINED_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whose a retained topic is, for its limits: its tenant's prefix, "" for
 /// the default tenant, `None` for the broker's own `$SYS/` statistics.
@@ -462,7 +476,6 @@ impl Router {
         self.lock().sessions.len()
     }
 
-    /// Adds (or replaces) a subscription; returns whether it is new.
     /// Adds or replaces a subscription unless it is new and the client's
     /// session already holds `max`: `Some(whether it is new)`, or `None`
     /// when refused.
@@ -535,17 +548,58 @@ impl Router {
     /// Whether a retained message may be stored on `topic` (the router's
     /// name for it): always when it replaces one, else when the node holds
     /// fewer than `node_max` and the topic's tenant fewer than
-    /// `tenant_max`.
-    pub fn may_retain(&self, topic: &str, tenant_max: Option<usize>, node_max: usize) -> bool {
-        let st = self.lock();
-        if st.retained.contains_key(topic) {
-            return true;
-        }
-        let Some(owner) = retained_owner(topic) else {
-            return true;
+    /// `tenant_max`. At a limit, retained messages past their expiry are
+    /// removed first (a sweep at most once a second); their topics come
+    /// back so the caller deletes them from the store too.
+    pub fn may_retain(
+        &self,
+        topic: &str,
+        tenant_max: Option<usize>,
+        node_max: usize,
+    ) -> (RetainRoom, Vec<String>) {
+        let mut st = self.lock();
+        let room = |st: &State| {
+            if st.retained.contains_key(topic) {
+                return RetainRoom::Yes;
+            }
+            let Some(owner) = retained_owner(topic) else {
+                return RetainRoom::Yes;
+            };
+            let held = st.retained_per_tenant.get(owner).copied().unwrap_or(0);
+            if tenant_max.is_some_and(|max| held >= max) {
+                RetainRoom::TenantFull
+            } else if st.retained_counted >= node_max {
+                RetainRoom::NodeFull
+            } else {
+                RetainRoom::Yes
+            }
         };
-        let held = st.retained_per_tenant.get(owner).copied().unwrap_or(0);
-        st.retained_counted < node_max && tenant_max.is_none_or(|max| held < max)
+        let first = room(&st);
+        let now = Instant::now();
+        if first == RetainRoom::Yes
+            || st
+                .retained_swept
+                .is_some_and(|at| now.duration_since(at) < RETAINED_SWEEP_INTERVAL)
+        {
+            return (first, Vec::new());
+        }
+        st.retained_swept = Some(now);
+        let now_ms = crate::stream::now_ms();
+        let expired: Vec<String> = st
+            .retained
+            .iter()
+            .filter(|(_, r)| {
+                r.message
+                    .mqtt
+                    .expiry_s
+                    .is_some_and(|e| r.message.timestamp_ms + i64::from(e) * 1000 <= now_ms)
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in &expired {
+            st.unretain(t);
+        }
+        (room(&st), expired)
     }
 
     pub fn retained_count(&self) -> usize {

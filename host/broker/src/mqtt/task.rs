@@ -998,7 +998,7 @@ async fn publish_will(node: Arc<Node>, tenant: TenantId, client_id: String, will
         tracing::error!(client_id, "could not store a retained will");
     }
     let pending = node.begin_publish(&tenant, &message);
-    let (_, held, _) = node.route_live(&tenant, &message, will.qos, will.retain, None);
+    let (_, held, _) = node.route_live(&tenant, &message, will.qos, retain, None);
     if let Ok(p) = pending {
         let _ = p.wait().await;
     }
