@@ -418,6 +418,11 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
             "quota of 0",
         ),
         (
+            "[[tenants]]\nname = \"a\"\npipeline_runners_max = 0\n",
+            "sluice.toml:1:",
+            "quota of 0",
+        ),
+        (
             "[[tenants]]\nname = \"a\"\nretained_messages_max = 0\n",
             "sluice.toml:1:",
             "quota of 0",
@@ -451,7 +456,7 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
 /// A node where acme has quotas (one stream, 5 publishes a second) and
 /// globex, beside it, a message rate of its own that it will not reach, 4 KiB
 /// of payload a second, two MQTT clients at once, two subscriptions a
-/// client and two retained messages; every client of the node may hold
+/// client, two retained messages and two pipeline runners; every client of the node may hold
 /// four subscriptions, and the node four retained messages.
 fn node_with_quotas() -> TestNode {
     let users = users();
@@ -479,6 +484,7 @@ publish_bytes_per_s_max = "4KiB"
 mqtt_connections_max = 2
 mqtt_subscriptions_per_client_max = 2
 retained_messages_max = 2
+pipeline_runners_max = 2
 
 [[tenants.streams]]
 name = "events"
@@ -803,4 +809,39 @@ fn retained_messages_are_capped_per_tenant_and_per_node() {
     assert!(!retain(&mut a, "s/1", b"x").is_error());
     assert!(!retain(&mut a, "s/2", b"x").is_error());
     assert_eq!(retain(&mut a, "s/3", b"x"), ReasonCode::QUOTA_EXCEEDED);
+}
+
+#[test]
+fn a_tenants_pipelines_share_a_bounded_number_of_runners() {
+    let mut node = node_with_quotas();
+    node.login("globex", "globex-pw");
+    node.create_stream("src", json!({"subjects": ["p/#"], "partitions": 4}));
+    deploy(&node, "passthrough", "1.0.0");
+    let pipeline = |runners: usize| {
+        json!({"source": "src", "steps": [{"handler": "passthrough"}],
+               "output": "out/{topic}", "runners": runners})
+    };
+    create_pipeline(&node, "p1", pipeline(2));
+    // Globex's two runners are taken: a second pipeline is refused, with
+    // the quota named, and does not exist.
+    let (code, v) = node.put_json("/v1/pipelines/p2", &pipeline(1));
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pipeline_runners_max"),
+        "{v}"
+    );
+    assert_eq!(node.get("/v1/pipelines/p2").0, 404);
+    // A pipeline's own runners do not count against its change.
+    let (code, v) = node.put_json("/v1/pipelines/p1", &pipeline(1));
+    assert_eq!(code, 200, "{v}");
+    create_pipeline(&node, "p2", pipeline(1));
+    let (code, v) = node.put_json("/v1/pipelines/p1", &pipeline(2));
+    assert_eq!(code, 403, "p2 holds the second runner now: {v}");
 }

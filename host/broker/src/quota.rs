@@ -34,6 +34,9 @@ pub struct TenantQuota {
     pub mqtt_subscriptions_per_client_max: Option<usize>,
     /// Retained messages the tenant holds (MQTT and HTTP `sluice-retain`).
     pub retained_messages_max: Option<usize>,
+    /// Runner threads the tenant's pipelines may use together (each
+    /// pipeline has `runners` of them): its share of the node's cores.
+    pub pipeline_runners_max: Option<usize>,
 }
 
 /// A token bucket refilled continuously at `per_s`, holding at most `per_s`.
@@ -155,6 +158,10 @@ impl Quotas {
 
     pub fn streams_max(&self, tenant: &TenantId) -> Option<usize> {
         self.quotas.get(tenant)?.streams_max
+    }
+
+    pub fn pipeline_runners_max(&self, tenant: &TenantId) -> Option<usize> {
+        self.quotas.get(tenant)?.pipeline_runners_max
     }
 
     pub fn retained_messages_max(&self, tenant: &TenantId) -> Option<usize> {

@@ -81,6 +81,8 @@ pub struct TenantSection {
     pub mqtt_subscriptions_per_client_max: Option<usize>,
     /// Quota: retained messages the tenant holds.
     pub retained_messages_max: Option<usize>,
+    /// Quota: runner threads the tenant's pipelines use together.
+    pub pipeline_runners_max: Option<usize>,
     #[serde(default)]
     pub streams: Vec<toml::Spanned<StreamDoc>>,
     #[serde(default)]
@@ -352,6 +354,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             || section.mqtt_connections_max == Some(0)
             || section.mqtt_subscriptions_per_client_max == Some(0)
             || section.retained_messages_max == Some(0)
+            || section.pipeline_runners_max == Some(0)
         {
             return Err(at(
                 t.span(),
@@ -374,6 +377,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             mqtt_connections_max: section.mqtt_connections_max,
             mqtt_subscriptions_per_client_max: section.mqtt_subscriptions_per_client_max,
             retained_messages_max: section.retained_messages_max,
+            pipeline_runners_max: section.pipeline_runners_max,
         };
         checked.tenants.insert(tenant.clone(), quota);
         checked.namespace(

@@ -409,6 +409,19 @@ impl Node {
                     spec.runners
                 )));
             }
+            if let Some(max) = self.quotas.pipeline_runners_max(tenant) {
+                let own: usize = running
+                    .iter()
+                    .filter(|(k, _)| k.0 == *tenant && **k != key)
+                    .map(|(_, e)| e.runners.len())
+                    .sum();
+                if own + spec.runners > max {
+                    return Err(NodeError::QuotaExceeded(format!(
+                        "tenant {tenant}'s other pipelines use {own} runners; {} more would pass its quota of {max} (`pipeline_runners_max`)",
+                        spec.runners
+                    )));
+                }
+            }
             match running.get(&key) {
                 Some(e) => (
                     Some(e.spec.clone()),
