@@ -493,6 +493,17 @@ subjects = ["e/#"]
     TestNode::start_with_files(Some(config), &[("users.toml", &users)])
 }
 
+/// Asserts a 403 `quota_exceeded` whose message names `quota`.
+fn assert_refused_by_quota(code: u16, v: &Value, quota: &str) {
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(quota), "{v}");
+}
+
 /// Publishes `n` messages as fast as one client can; (accepted, refused,
 /// seconds taken). Every refusal must be a 429 `rate_limited` with
 /// `Retry-After`.
@@ -776,18 +787,7 @@ fn retained_messages_are_capped_per_tenant_and_per_node() {
     // refused whole: the stream that captures the topic gets nothing.
     node.login("globex", "globex-pw");
     let (code, v) = node.post_raw("/v1/topics/e/r4", b"four", &[("sluice-retain", "true")]);
-    assert_eq!(
-        (code, v["error"]["code"].as_str()),
-        (403, Some("quota_exceeded")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("retained_messages_max"),
-        "{v}"
-    );
+    assert_refused_by_quota(code, &v, "retained_messages_max");
     let (_, v) = node.get("/v1/streams/events");
     assert!(
         v["partitions"]
@@ -825,18 +825,7 @@ fn a_tenants_pipelines_share_a_bounded_number_of_runners() {
     // Globex's two runners are taken: a second pipeline is refused, with
     // the quota named, and does not exist.
     let (code, v) = node.put_json("/v1/pipelines/p2", &pipeline(1));
-    assert_eq!(
-        (code, v["error"]["code"].as_str()),
-        (403, Some("quota_exceeded")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("pipeline_runners_max"),
-        "{v}"
-    );
+    assert_refused_by_quota(code, &v, "pipeline_runners_max");
     assert_eq!(node.get("/v1/pipelines/p2").0, 404);
     // A pipeline's own runners do not count against its change.
     let (code, v) = node.put_json("/v1/pipelines/p1", &pipeline(1));

@@ -600,7 +600,7 @@ impl Node {
             .may_retain(inside.as_str(), tenant_max, node_max);
         let deletes: Vec<MetaWrite> = expired
             .iter()
-            .filter_map(|t| retained_store_key(t))
+            .filter_map(|t| retained_key_of(t))
             .map(|key| MetaWrite::DeleteRetained { key })
             .collect();
         if !deletes.is_empty() {
@@ -629,7 +629,7 @@ impl Node {
         msg: &Message,
         qos: sluice_mqtt::QoS,
     ) -> impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static {
-        let key = format!("{tenant}/{}", msg.topic);
+        let key = retained_key(tenant, msg.topic.as_str());
         // The router's name for the topic, which the stored copy keeps so
         // that a restart hands it back as is.
         let inside = mqtt_view(tenant, msg);
@@ -851,23 +851,24 @@ pub(crate) fn read_round_robin(
     Ok(fetched)
 }
 
-/// `msg` as the MQTT router knows it: the default tenant's as is, another
-/// tenant's under its prefix (`mqtt::namespace`); `None` when the prefix
-/// makes the topic too deep to route.
-/// The metadata store's key of a retained message, from the router's name
-/// for its topic (`{tenant}/{topic as the tenant writes it}`, as
-/// [`Node::retain`] writes it).
-fn retained_store_key(internal: &str) -> Option<String> {
-    let tenant = match crate::mqtt::namespace::tenant_prefix(internal) {
-        Some(p) => TenantId::new(p.strip_prefix("$tenant/")?.strip_suffix('/')?).ok()?,
-        None => TenantId::default_tenant(),
-    };
-    Some(format!(
-        "{tenant}/{}",
-        crate::mqtt::namespace::external_topic(internal)
+/// The metadata store's key of a retained message: its tenant and its
+/// topic as the tenant writes it.
+fn retained_key(tenant: &TenantId, topic: &str) -> String {
+    format!("{tenant}/{topic}")
+}
+
+/// [`retained_key`] from the router's name for the topic.
+fn retained_key_of(internal: &str) -> Option<String> {
+    let tenant = crate::mqtt::namespace::tenant_of(internal)?;
+    Some(retained_key(
+        &tenant,
+        crate::mqtt::namespace::external_topic(internal),
     ))
 }
 
+/// `msg` as the MQTT router knows it: the default tenant's as is, another
+/// tenant's under its prefix (`mqtt::namespace`); `None` when the prefix
+/// makes the topic too deep to route.
 fn mqtt_view<'a>(tenant: &TenantId, msg: &'a Message) -> Option<std::borrow::Cow<'a, Message>> {
     use std::borrow::Cow;
     Some(match crate::mqtt::namespace::topic(tenant, &msg.topic)? {

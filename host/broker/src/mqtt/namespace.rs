@@ -73,6 +73,16 @@ pub fn external_topic(internal: &str) -> &str {
     &internal[tenant_prefix(internal).map_or(0, str::len)..]
 }
 
+/// The tenant a router topic belongs to: the one its prefix names, or
+/// the default tenant's when it has none; `None` for a prefix that names
+/// no valid tenant.
+pub fn tenant_of(internal: &str) -> Option<TenantId> {
+    match tenant_prefix(internal) {
+        Some(p) => TenantId::new(&p[LEVEL_SLASH.len()..p.len() - 1]).ok(),
+        None => Some(TenantId::default_tenant()),
+    }
+}
+
 /// The `$tenant/{name}/` a router topic starts with, if it is another
 /// tenant's.
 pub fn tenant_prefix(internal: &str) -> Option<&str> {
@@ -87,6 +97,15 @@ mod tests {
 
     fn t(s: &str) -> TopicName {
         TopicName::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_router_topic_names_its_tenant() {
+        let acme = TenantId::new("acme").unwrap();
+        let name = t("a/b");
+        let inside = topic(&acme, &name).unwrap();
+        assert_eq!(tenant_of(inside.as_str()), Some(acme));
+        assert_eq!(tenant_of("a/b"), Some(TenantId::default_tenant()));
     }
 
     #[test]

@@ -242,8 +242,6 @@ struct State {
     /// Retained messages per tenant, by the tenant's topic prefix ("" for
     /// the default tenant); the broker's own `$SYS/` ones are not counted.
     retained_per_tenant: HashMap<String, usize>,
-    /// Their sum.
-    retained_counted: usize,
     /// When expired retained messages were last swept out.
     retained_swept: Option<Instant>,
     /// Round-robin position per shared group.
@@ -280,7 +278,6 @@ impl State {
             && let Some(owner) = owner
         {
             *self.retained_per_tenant.entry(owner).or_default() += 1;
-            self.retained_counted += 1;
         }
     }
 
@@ -289,7 +286,6 @@ impl State {
             && let Some(n) = retained_owner(topic).and_then(|o| self.retained_per_tenant.get_mut(o))
         {
             *n -= 1;
-            self.retained_counted -= 1;
         }
     }
 }
@@ -568,7 +564,7 @@ impl Router {
             let held = st.retained_per_tenant.get(owner).copied().unwrap_or(0);
             if tenant_max.is_some_and(|max| held >= max) {
                 RetainRoom::TenantFull
-            } else if st.retained_counted >= node_max {
+            } else if st.retained_per_tenant.values().sum::<usize>() >= node_max {
                 RetainRoom::NodeFull
             } else {
                 RetainRoom::Yes

@@ -398,29 +398,28 @@ impl Node {
                     "the node runs {PIPELINES_MAX} pipelines already, its limit"
                 )));
             }
-            let others: usize = running
-                .iter()
-                .filter(|(k, _)| **k != key)
-                .map(|(_, e)| e.runners.len())
-                .sum();
+            // Runners of the other pipelines: the node's, and the tenant's.
+            let (others, own) =
+                running
+                    .iter()
+                    .filter(|(k, _)| **k != key)
+                    .fold((0, 0), |(all, own), (k, e)| {
+                        let n = e.runners.len();
+                        (all + n, own + if k.0 == *tenant { n } else { 0 })
+                    });
             if others + spec.runners > RUNNERS_TOTAL_MAX {
                 return Err(NodeError::Invalid(format!(
                     "the node runs {others} pipeline runners already; {} more would pass its limit of {RUNNERS_TOTAL_MAX}",
                     spec.runners
                 )));
             }
-            if let Some(max) = self.quotas.pipeline_runners_max(tenant) {
-                let own: usize = running
-                    .iter()
-                    .filter(|(k, _)| k.0 == *tenant && **k != key)
-                    .map(|(_, e)| e.runners.len())
-                    .sum();
-                if own + spec.runners > max {
-                    return Err(NodeError::QuotaExceeded(format!(
-                        "tenant {tenant}'s other pipelines use {own} runners; {} more would pass its quota of {max} (`pipeline_runners_max`)",
-                        spec.runners
-                    )));
-                }
+            if let Some(max) = self.quotas.pipeline_runners_max(tenant)
+                && own + spec.runners > max
+            {
+                return Err(NodeError::QuotaExceeded(format!(
+                    "tenant {tenant}'s other pipelines use {own} runners; {} more would pass its quota of {max} (`pipeline_runners_max`)",
+                    spec.runners
+                )));
             }
             match running.get(&key) {
                 Some(e) => (
