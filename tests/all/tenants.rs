@@ -451,6 +451,36 @@ fn bad_tenants_in_the_config_are_refused_with_file_and_line() {
         let err = serve_failing("sluice.toml", &[("sluice.toml", config)]);
         assert!(err.contains(at) && err.contains(reason), "{config}: {err}");
     }
+    // Pipelines past their tenant's runners, or the node's: named at the
+    // one that goes over, not found out when the node starts them.
+    let pipeline = |table: &str, name: &str, runners: usize| {
+        format!(
+            "[[{table}]]\nname = \"{name}\"\nsource = \"in\"\noutput = \"o\"\nrunners = {runners}\nsteps = [{{ handler = \"h\" }}]\n"
+        )
+    };
+    let tenant = format!(
+        "[[tenants]]\nname = \"a\"\npipeline_runners_max = 2\n{}{}",
+        pipeline("tenants.pipelines", "p", 2),
+        pipeline("tenants.pipelines", "q", 1)
+    );
+    let node: String = (0..33)
+        .map(|i| pipeline("pipelines", &format!("p{i}"), 16))
+        .collect();
+    for (config, at, reason) in [
+        (
+            tenant.as_str(),
+            "sluice.toml:10:",
+            "pipeline \"q\" brings tenant a's pipelines to 3 runners, past its pipeline_runners_max of 2",
+        ),
+        (
+            node.as_str(),
+            "sluice.toml:193:",
+            "pipeline \"p32\" brings the node's pipelines to 528 runners, past its limit of 512",
+        ),
+    ] {
+        let err = serve_failing("sluice.toml", &[("sluice.toml", config)]);
+        assert!(err.contains(at) && err.contains(reason), "{config}: {err}");
+    }
 }
 
 /// A node where acme has quotas (one stream, 5 publishes a second) and

@@ -5,11 +5,14 @@
 //! log); this is the small, mutable state around them. Writes go through one
 //! thread that coalesces whatever is waiting into a single redb transaction,
 //! so a hundred groups committing at once cost one commit, not a hundred.
+//! That thread is shared by every tenant, so each tenant has its own share
+//! of its queue ([`TenantMeta`]): a tenant flooding it waits for its own
+//! writes, not the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -184,6 +187,8 @@ pub enum MetaWrite {
 struct Request {
     writes: Vec<MetaWrite>,
     reply: oneshot::Sender<Result<(), MetaError>>,
+    /// The tenant's share it counts against, if a tenant's traffic made it.
+    share: Option<Arc<Share>>,
 }
 
 /// Handle to the metadata store; cheap to clone.
@@ -194,6 +199,9 @@ pub struct Meta {
     /// [`Backlog`] is the bound: producers wait for room past its mark.
     tx: mpsc::UnboundedSender<Request>,
     backlog: Arc<Backlog>,
+    /// Each tenant's share of the backlog, made on its first write.
+    shares: Arc<Mutex<HashMap<String, Arc<Share>>>>,
+    share_high: usize,
 }
 
 /// Requests queued for the writer thread, and those waiting for it to
@@ -219,6 +227,33 @@ impl Backlog {
     }
 }
 
+/// One tenant's part of the backlog: its requests queued for the writer.
+/// At `high` the tenant's producers wait until it is down to half; past
+/// half they also wait while the whole queue is at its mark. So a tenant
+/// that floods the writer holds at most `high` places and waits for its
+/// own writes, while one with fewer than half its share queued is never
+/// held back by the others' (the node's queue then exceeds its mark by
+/// at most half a share per tenant).
+#[derive(Debug)]
+struct Share {
+    queued: AtomicUsize,
+    high: usize,
+    drain: Drain,
+}
+
+impl Share {
+    fn low(&self) -> usize {
+        self.high / 2
+    }
+
+    fn taken(&self) {
+        let left = self.queued.fetch_sub(1, SeqCst) - 1;
+        if left <= self.low() {
+            self.drain.wake();
+        }
+    }
+}
+
 fn offset_key(stream: &str, group: &str, partition: u32) -> String {
     format!("{stream}\0{group}\0{partition:010}")
 }
@@ -234,12 +269,14 @@ fn offset_prefix(stream: &str, group: Option<&str>) -> (String, String) {
 impl Meta {
     /// Opens (or creates) `path`, keeping at most `cache_bytes` of its pages
     /// in memory and making producers wait once `queue_requests_max` writes
-    /// are queued. redb locks the file, so a second node on the same data
-    /// directory fails here instead of corrupting it.
+    /// are queued, or a tenant's once `queue_requests_per_tenant_max` of its
+    /// own are ([`Meta::tenant`]). redb locks the file, so a second node on
+    /// the same data directory fails here instead of corrupting it.
     pub fn open(
         path: &Path,
         cache_bytes: usize,
         queue_requests_max: usize,
+        queue_requests_per_tenant_max: usize,
     ) -> Result<Self, MetaError> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
@@ -271,7 +308,34 @@ impl Meta {
             .name("sluice-meta".into())
             .spawn(move || writer_loop(&writer_db, rx, &writer_backlog))
             .map_err(db_err)?;
-        Ok(Self { db, tx, backlog })
+        Ok(Self {
+            db,
+            tx,
+            backlog,
+            shares: Arc::default(),
+            share_high: queue_requests_per_tenant_max.max(2),
+        })
+    }
+
+    /// The store as `tenant`'s traffic writes to it: the same writer, with
+    /// the tenant's own share of its queue. Keep the handle where writes
+    /// are frequent (a connection); making one takes a lock.
+    pub fn tenant(&self, tenant: &str) -> TenantMeta {
+        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        let share = shares
+            .entry(tenant.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Share {
+                    queued: AtomicUsize::new(0),
+                    high: self.share_high,
+                    drain: Drain::default(),
+                })
+            })
+            .clone();
+        TenantMeta {
+            meta: self.clone(),
+            share,
+        }
     }
 
     /// Applies `writes` atomically; returns once they are durable. Waits
@@ -304,14 +368,33 @@ impl Meta {
     pub fn enqueue(
         &self,
         writes: Vec<MetaWrite>,
-    ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static + use<> {
+        self.enqueue_for(writes, None)
+    }
+
+    fn enqueue_for(
+        &self,
+        writes: Vec<MetaWrite>,
+        share: Option<&Arc<Share>>,
+    ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static + use<> {
         let (reply, rx) = oneshot::channel();
         // Always queued now, whatever the backlog: order is what callers
         // rely on. The backlog is bounded by producers that look at
         // `congested` and wait for `room`.
         self.backlog.queued.fetch_add(1, SeqCst);
-        if self.tx.send(Request { writes, reply }).is_err() {
+        if let Some(s) = share {
+            s.queued.fetch_add(1, SeqCst);
+        }
+        let request = Request {
+            writes,
+            reply,
+            share: share.cloned(),
+        };
+        if let Err(mpsc::error::SendError(r)) = self.tx.send(request) {
             self.backlog.taken(1);
+            if let Some(s) = r.share {
+                s.taken();
+            }
             return futures_closed().left_future();
         }
         async move { rx.await.map_err(|_| MetaError::Closed)? }.right_future()
@@ -464,6 +547,55 @@ impl Meta {
     }
 }
 
+/// [`Meta`] as one tenant's traffic uses it: its writes count against the
+/// tenant's share of the writer's queue as well as the node's, and its
+/// producers wait for the tenant's own backlog (see [`Share`]). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct TenantMeta {
+    meta: Meta,
+    share: Arc<Share>,
+}
+
+impl TenantMeta {
+    /// [`Meta::apply`], waiting for the tenant's room.
+    pub async fn apply(&self, writes: Vec<MetaWrite>) -> Result<(), MetaError> {
+        self.room().await;
+        self.enqueue(writes).await
+    }
+
+    /// [`Meta::enqueue`], counted against the tenant's share.
+    pub fn enqueue(
+        &self,
+        writes: Vec<MetaWrite>,
+    ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static + use<> {
+        self.meta.enqueue_for(writes, Some(&self.share))
+    }
+
+    /// Whether this tenant's producers should wait ([`TenantMeta::room`]):
+    /// its share is full, or the node's queue is and the tenant holds more
+    /// than half its share of it.
+    pub fn congested(&self) -> bool {
+        let own = self.share.queued.load(SeqCst);
+        own >= self.share.high || (own > self.share.low() && self.meta.congested())
+    }
+
+    /// Returns once the tenant may queue again: at once when it is not
+    /// congested, else when its own backlog is down to half its share.
+    pub async fn room(&self) {
+        if !self.congested() {
+            return;
+        }
+        let s = &self.share;
+        s.drain.wait(|| s.queued.load(SeqCst) <= s.low()).await;
+    }
+
+    /// The tenant's requests queued for the writer now.
+    pub fn queued(&self) -> usize {
+        self.share.queued.load(SeqCst)
+    }
+}
+
 fn futures_closed() -> std::future::Ready<Result<(), MetaError>> {
     std::future::ready(Err(MetaError::Closed))
 }
@@ -478,6 +610,9 @@ fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Request>, backlog:
             }
         }
         backlog.taken(batch.len());
+        for share in batch.iter().filter_map(|r| r.share.as_ref()) {
+            share.taken();
+        }
         let result = apply_batch(db, &batch);
         for r in batch {
             let _ = r.reply.send(result.clone().map_err(MetaError::Db));
@@ -559,12 +694,97 @@ fn apply_batch(db: &Database, batch: &[Request]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn offset(stream: &str, offset: u64) -> Vec<MetaWrite> {
+        vec![MetaWrite::CommitOffset {
+            stream: stream.into(),
+            group: "g".into(),
+            partition: 0,
+            offset,
+        }]
+    }
+
+    /// Whether `f` is still pending after the writer had time to move.
+    async fn pending(f: impl std::future::Future<Output = ()>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), f)
+            .await
+            .is_err()
+    }
+
+    /// The writer is shared; its queue is not. With the writer stalled
+    /// (a test transaction holds redb's write lock), a tenant that fills
+    /// its share waits, another does not; once the whole queue is at its
+    /// mark only the tenants holding more than half their share wait; and
+    /// every queued write lands, in the end, once the writer moves again.
+    #[tokio::test]
+    async fn a_tenant_flooding_the_writer_waits_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // Node mark 8, shares of 6 (a tenant waits past 3 when the node is full).
+        let meta = Meta::open(&dir.path().join("meta.redb"), 1 << 20, 8, 6).unwrap();
+        let stall = meta.db.begin_write().unwrap();
+        // The writer takes this one and blocks on the lock; from here on
+        // requests stay queued.
+        let first = meta.enqueue(offset("x/s", 0));
+        while meta.backlog.queued.load(SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let (a, b, c) = (meta.tenant("a"), meta.tenant("b"), meta.tenant("c"));
+        let mut durable = Vec::new();
+        for i in 0..6 {
+            assert!(!a.congested(), "a has {i} of 6 queued");
+            durable.push(a.enqueue(offset("a/s", i)));
+        }
+        assert!(a.congested(), "a's share is full");
+        assert!(!meta.congested(), "6 of the node's 8");
+        assert!(pending(a.room()).await, "a waits for its own writes");
+        assert!(!b.congested());
+        assert!(!pending(b.room()).await, "b does not wait for a's");
+        for i in 0..3 {
+            durable.push(b.enqueue(offset("b/s", i)));
+        }
+        assert!(meta.congested(), "9 queued, the node's mark is 8");
+        assert!(
+            !b.congested(),
+            "b holds half its share: the node's backlog is not its"
+        );
+        durable.push(b.enqueue(offset("b/s", 3)));
+        assert!(
+            b.congested(),
+            "past half its share, b waits while the node is full"
+        );
+        assert!(
+            !c.congested() && !pending(c.room()).await,
+            "c has nothing queued"
+        );
+        assert_eq!((a.queued(), b.queued(), c.queued()), (6, 4, 0));
+        // A handle made again is the same share.
+        assert!(meta.tenant("a").congested());
+
+        let a_room = tokio::spawn({
+            let a = a.clone();
+            async move { a.room().await }
+        });
+        drop(stall);
+        first.await.unwrap();
+        for d in durable {
+            d.await.unwrap();
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), a_room)
+            .await
+            .expect("a is woken once its writes are taken")
+            .unwrap();
+        assert_eq!((a.queued(), b.queued()), (0, 0));
+        assert!(!a.congested() && !b.congested() && !meta.congested());
+        let offsets = meta.offsets("a/s").unwrap();
+        assert_eq!(offsets["g"][&0], 5, "a's last commit landed");
+        assert_eq!(meta.offsets("b/s").unwrap()["g"][&0], 3);
+    }
+
     #[tokio::test]
     async fn offsets_and_streams_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
-            let meta = Meta::open(&path, 1 << 20, 4096).unwrap();
+            let meta = Meta::open(&path, 1 << 20, 4096, 1024).unwrap();
             meta.apply(vec![
                 MetaWrite::PutStream {
                     key: "default/s".into(),
@@ -600,7 +820,7 @@ mod tests {
         }
         // The writer thread holds the database until its channel closes; give it a moment.
         let meta = loop {
-            match Meta::open(&path, 1 << 20, 4096) {
+            match Meta::open(&path, 1 << 20, 4096, 1024) {
                 Ok(m) => break m,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             }

@@ -171,6 +171,7 @@ impl Node {
             &options.data_dir.join("meta.redb"),
             options.limits.meta_cache_bytes_max,
             options.limits.meta_queue_requests_max,
+            options.limits.meta_queue_requests_per_tenant_max,
         )
         .map_err(|e| {
             anyhow::anyhow!(
@@ -488,7 +489,6 @@ impl Node {
         impl std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
         Option<crate::mqtt::Congested>,
     ) {
-        let meta = &self.meta;
         let inside = mqtt_view(tenant, msg);
         let routed = inside.map(|msg| {
             self.router.route(&msg, qos, retain, publisher, |held| {
@@ -502,7 +502,7 @@ impl Node {
                     .collect();
                 // Queued now, under the router's lock, so no acknowledgement's
                 // delete can overtake it; awaited by whoever acknowledges the publisher.
-                (!writes.is_empty()).then(|| meta.enqueue(writes))
+                (!writes.is_empty()).then(|| self.meta_for(tenant).enqueue(writes))
             })
         });
         let (subscribers, stored, congested) = match routed {
@@ -645,8 +645,14 @@ impl Node {
         if let Some(m) = &inside {
             self.router.retain(m, qos);
         }
-        let queued = self.meta.enqueue(vec![write]);
+        let queued = self.meta_for(tenant).enqueue(vec![write]);
         async move { queued.await.map_err(NodeError::from) }
+    }
+
+    /// The metadata store as `tenant`'s traffic writes to it, within the
+    /// tenant's share of the writer's queue (`meta::TenantMeta`).
+    pub fn meta_for(&self, tenant: &TenantId) -> crate::meta::TenantMeta {
+        self.meta.tenant(tenant.as_str())
     }
 
     /// Committed offsets of `group`, with a partition's log start where the
@@ -747,7 +753,7 @@ impl Node {
                 offset,
             });
         }
-        self.meta.apply(writes).await?;
+        self.meta_for(&stream.tenant).apply(writes).await?;
         Ok(())
     }
 

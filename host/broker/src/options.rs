@@ -59,6 +59,9 @@ pub struct Limits {
     /// Metadata writes queued for the writer thread at which publishers
     /// wait for it to catch up (to half).
     pub meta_queue_requests_max: usize,
+    /// A tenant's share of that queue: its own writes queued at which its
+    /// publishers wait (to half), whatever the others do.
+    pub meta_queue_requests_per_tenant_max: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +76,7 @@ impl Default for Limits {
             vault_tokens_max: 10_000_000,
             meta_cache_bytes_max: 64 << 20,
             meta_queue_requests_max: 4096,
+            meta_queue_requests_per_tenant_max: 1024,
         }
     }
 }

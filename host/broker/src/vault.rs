@@ -78,7 +78,7 @@ impl Vault {
                 value: serde_json::to_vec(entry).expect("an entry serialises"),
             });
         }
-        if let Err(e) = self.meta.apply(writes).await {
+        if let Err(e) = self.meta.tenant(self.tenant.as_str()).apply(writes).await {
             // Put them back: the batch is retried and must find them.
             self.pending.lock().expect("vault lock").extend(pending);
             return Err(e.into());

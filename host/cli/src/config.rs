@@ -283,6 +283,8 @@ pub struct LimitsSection {
     pub meta_cache_bytes_max: Option<Bytes>,
     /// Metadata writes queued before publishers wait.
     pub meta_queue_requests_max: Option<usize>,
+    /// A tenant's own metadata writes queued before its publishers wait.
+    pub meta_queue_requests_per_tenant_max: Option<usize>,
 }
 
 /// A byte size written as `"10GiB"` or a plain integer.
@@ -343,6 +345,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         &cfg.streams,
         &cfg.handlers,
         &cfg.pipelines,
+        None,
         &at,
     )?;
     for t in &cfg.tenants {
@@ -370,6 +373,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 ),
             ));
         }
+        let runners_max = section.pipeline_runners_max;
         let quota = sluice_broker::quota::TenantQuota {
             streams_max: section.streams_max,
             publish_messages_per_s_max: section.publish_messages_per_s_max,
@@ -385,6 +389,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             &section.streams,
             &section.handlers,
             &section.pipelines,
+            runners_max,
             &at,
         )?;
     }
@@ -402,16 +407,21 @@ struct Checked {
     pipelines: Vec<(TenantId, PipelineSpec)>,
     handlers: Vec<(TenantId, HandlerEntry)>,
     tenants: std::collections::HashMap<TenantId, sluice_broker::quota::TenantQuota>,
+    /// Runner threads of every pipeline declared so far.
+    runners: usize,
 }
 
 impl Checked {
-    /// Checks one tenant's lists: each entry valid, no name twice.
+    /// Checks one tenant's lists: each entry valid, no name twice, its
+    /// pipelines' runners within `runners_max` (the tenant's
+    /// `pipeline_runners_max`) and every tenant's within the node's limit.
     fn namespace(
         &mut self,
         tenant: TenantId,
         streams: &[toml::Spanned<StreamDoc>],
         handlers: &[toml::Spanned<HandlerEntry>],
         pipelines: &[toml::Spanned<PipelineDoc>],
+        runners_max: Option<usize>,
         at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
@@ -439,6 +449,7 @@ impl Checked {
             self.handlers.push((tenant.clone(), h.clone()));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut runners = 0;
         for entry in pipelines {
             let spec = entry
                 .get_ref()
@@ -447,6 +458,23 @@ impl Checked {
                 .map_err(|e| at(entry.span(), format!("pipeline: {e}")))?;
             if !seen.insert(spec.name.clone()) {
                 let msg = format!("pipeline {:?} is declared twice", spec.name);
+                return Err(at(entry.span(), msg));
+            }
+            runners += spec.runners;
+            self.runners += spec.runners;
+            if let Some(max) = runners_max.filter(|&max| runners > max) {
+                let msg = format!(
+                    "pipeline {:?} brings tenant {tenant}'s pipelines to {runners} runners, past its pipeline_runners_max of {max}",
+                    spec.name
+                );
+                return Err(at(entry.span(), msg));
+            }
+            let node_max = sluice_broker::pipeline::RUNNERS_TOTAL_MAX;
+            if self.runners > node_max {
+                let msg = format!(
+                    "pipeline {:?} brings the node's pipelines to {} runners, past its limit of {node_max}",
+                    spec.name, self.runners
+                );
                 return Err(at(entry.span(), msg));
             }
             self.pipelines.push((tenant.clone(), spec));
@@ -602,6 +630,14 @@ impl ConfigFile {
         if let Some(n) = self.limits.meta_queue_requests_max {
             o.limits.meta_queue_requests_max = n.max(2);
         }
+        if let Some(n) = self.limits.meta_queue_requests_per_tenant_max {
+            o.limits.meta_queue_requests_per_tenant_max = n.max(2);
+        }
+        // A share is a part of the node's queue, never more than all of it.
+        o.limits.meta_queue_requests_per_tenant_max = o
+            .limits
+            .meta_queue_requests_per_tenant_max
+            .min(o.limits.meta_queue_requests_max);
         o.streams = self.checked_streams;
         o.pipelines = self.checked_pipelines;
         o.tenant_quotas = self.checked_tenants;

@@ -80,6 +80,8 @@ struct Identity {
 pub struct Task<S> {
     node: Arc<Node>,
     tenant: TenantId,
+    /// The metadata store within `tenant`'s share of its writer.
+    meta: crate::meta::TenantMeta,
     stats: Arc<ListenerStats>,
     socket: S,
     conn: Connection,
@@ -142,6 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let (mailbox_tx, mailbox) = mpsc::channel(options.session_queue_messages_max.max(16));
         Task {
             conn: Connection::new(connection_config(&options), Instant::now()),
+            meta: node.meta_for(&TenantId::default_tenant()),
             node,
             tenant: TenantId::default_tenant(),
             stats,
@@ -495,6 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         // tenants' clients may pick the same one without meeting.
         let client_id = super::namespace::client_id(&principal.tenant, &client_id);
         self.tenant = principal.tenant.clone();
+        self.meta = self.node.meta_for(&self.tenant);
         if let Some(w) = &c.will {
             // A will is a publish like any other: the same ACL and `$` rule.
             let allowed = super::topic(&w.topic).is_some_and(|t| {
@@ -563,7 +567,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         if attached.had_persistent
             && (!attached.session_present || expiry_s == 0)
             && let Err(e) = self
-                .node
                 .meta
                 .apply(vec![MetaWrite::DeleteSession {
                     client: client_id.clone(),
@@ -672,9 +675,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             // or the metadata writer, catches up.
             if let Some(c) = congested {
                 self.waiting = Some(Box::pin(async move { c.drained().await }));
-            } else if self.node.meta.congested() {
+            } else if self.meta.congested() {
                 self.node.router.stats.publisher_waits.fetch_add(1, Relaxed);
-                let meta = self.node.meta.clone();
+                let meta = self.meta.clone();
                 self.waiting = Some(Box::pin(async move { meta.room().await }));
             }
         }
@@ -690,7 +693,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             tokio::spawn(held);
             return;
         };
-        let meta = self.node.meta.clone();
+        let meta = self.meta.clone();
         let recorded = qos2_record.map(|client| {
             let write = MetaWrite::PutQos2Received {
                 client: client.clone(),
@@ -750,7 +753,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let Some(client) = self.qos2_store_key() else {
             return self.conn.release_done(packet_id);
         };
-        let written = self.node.meta.enqueue(vec![MetaWrite::DeleteQos2Received {
+        let written = self.meta.enqueue(vec![MetaWrite::DeleteQos2Received {
             client,
             packet_id: packet_id.get(),
         }]);
@@ -873,7 +876,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
         let Some(identity) = &self.identity else {
             return;
         };
-        let (meta, client) = (self.node.meta.clone(), identity.client_id.clone());
+        let (meta, client) = (self.meta.clone(), identity.client_id.clone());
         self.session.forgotten();
         tokio::spawn(async move {
             if let Err(e) = meta
@@ -902,7 +905,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
             client: identity.client_id.clone(),
             record,
         };
-        if let Err(e) = self.node.meta.apply(vec![write]).await {
+        if let Err(e) = self.meta.apply(vec![write]).await {
             tracing::error!(error = %e, "could not store an MQTT session");
         }
     }
@@ -940,7 +943,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Task<S> {
                 None => None,
             };
             if let Some(w) = write {
-                let meta = self.node.meta.clone();
+                let meta = self.meta.clone();
                 tokio::spawn(async move {
                     if let Err(e) = meta.apply(vec![w]).await {
                         tracing::error!(error = %e, "could not store an MQTT session at disconnect");
