@@ -209,8 +209,20 @@ fn preserving(
 ) -> String {
     match kind {
         Some(EntityKind::Email) => {
-            let h = p.pseudonymize(domain, value);
-            format!("{}@{}.invalid", &h[..12], &h[12..20])
+            // The host's pseudonyms are hex, 64 digits; another
+            // pseudonymizer's are made to fit a local part and a label.
+            let h: String = p
+                .pseudonymize(domain, value)
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            let h: String = if h.is_empty() { "0" } else { h.as_str() }
+                .chars()
+                .cycle()
+                .take(20)
+                .collect();
+            format!("{}@{}.invalid", &h[..12], &h[12..])
         }
         Some(EntityKind::Phone) | Some(EntityKind::UsSsn) => {
             // Keep '+', the country code's first digits and every separator.

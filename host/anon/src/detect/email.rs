@@ -32,16 +32,7 @@ pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
         if start == at || end <= at + 1 || s[at - 1] == b'.' {
             continue;
         }
-        let domain = &s[at + 1..end];
-        let labels: Vec<&[u8]> = domain.split(|&b| b == b'.').collect();
-        let tld = labels.last().copied().unwrap_or_default();
-        let ok = labels.len() >= 2
-            && labels
-                .iter()
-                .all(|l| !l.is_empty() && l[0] != b'-' && l[l.len() - 1] != b'-')
-            && tld.len() >= 2
-            && tld.iter().all(u8::is_ascii_alphabetic);
-        if ok {
+        if let Some(end) = domain_end(s, at + 1, end) {
             out.push(Match {
                 kind: EntityKind::Email,
                 start,
@@ -51,4 +42,42 @@ pub(super) fn find(s: &[u8], out: &mut Vec<Match>) {
             from = end;
         }
     }
+}
+
+/// Where the domain in `s[from..end]` (a run of [`domain_byte`]s) ends:
+/// after its last label that is a top-level domain (two letters or more,
+/// or an IDN's `xn--…`) with a label before it, each label before it
+/// non-empty and not beginning or ending with '-'. A label that goes on
+/// from its letters (`example.com-030`, `example.com123`: an address glued
+/// to a number) ends at its letters, so the address is still found;
+/// `None` when no label qualifies.
+fn domain_end(s: &[u8], from: usize, end: usize) -> Option<usize> {
+    let mut found = None;
+    let mut labels = 0;
+    let mut at = from;
+    while at < end {
+        let label_end = s[at..end]
+            .iter()
+            .position(|&b| b == b'.')
+            .map_or(end, |p| at + p);
+        let label = &s[at..label_end];
+        if label.is_empty() || label[0] == b'-' {
+            break;
+        }
+        labels += 1;
+        let letters = label.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        let idn = label.len() > 4
+            && label[..4].eq_ignore_ascii_case(b"xn--")
+            && label[label.len() - 1] != b'-';
+        if labels >= 2 && idn {
+            found = Some(label_end);
+        } else if labels >= 2 && letters >= 2 {
+            found = Some(at + letters);
+        }
+        if label[label.len() - 1] == b'-' {
+            break;
+        }
+        at = label_end + 1;
+    }
+    found
 }

@@ -258,7 +258,7 @@ impl Detector {
         };
         let mut found = self.run(s, &ctx, starts.seen);
         found.retain(|m| self.kinds.contains(m.kind) && m.confidence >= self.min_confidence);
-        resolve_overlaps(found)
+        resolve_overlaps(found, s)
     }
 
     /// Every detector the kinds enable, on `s`: their raw matches,
@@ -314,8 +314,10 @@ impl Detector {
 }
 
 /// Keeps, among overlapping matches, the most confident, then the longest,
-/// then the earliest.
-fn resolve_overlaps(mut found: Vec<Match>) -> Vec<Match> {
+/// then the earliest. An email whose local part begins inside a kept match
+/// (`…0130 00-ann@example.com` after an IBAN) is kept from where that match
+/// ends: what is left is an address still.
+fn resolve_overlaps(mut found: Vec<Match>, s: &[u8]) -> Vec<Match> {
     found.sort_by(|a, b| {
         b.confidence
             .total_cmp(&a.confidence)
@@ -323,13 +325,43 @@ fn resolve_overlaps(mut found: Vec<Match>) -> Vec<Match> {
             .then(a.start.cmp(&b.start))
     });
     let mut kept: Vec<Match> = Vec::with_capacity(found.len());
-    for m in found {
-        if kept.iter().all(|k| m.end <= k.start || m.start >= k.end) {
+    let free =
+        |kept: &[Match], m: &Match| kept.iter().all(|k| m.end <= k.start || m.start >= k.end);
+    for mut m in found {
+        if !free(&kept, &m) && m.kind == EntityKind::Email {
+            m = email_after(m, &kept, s);
+        }
+        if free(&kept, &m) {
             kept.push(m);
         }
     }
     kept.sort_by_key(|m| m.start);
     kept
+}
+
+/// `m`, an email, from after the kept matches that overlap its local part
+/// (and any '.', '-', … that would then begin it), if some of the local
+/// part is left; else `m` unchanged.
+fn email_after(mut m: Match, kept: &[Match], s: &[u8]) -> Match {
+    let Some(at) = s[m.start..m.end].iter().position(|&b| b == b'@') else {
+        return m;
+    };
+    let at = m.start + at;
+    let Some(mut start) = kept
+        .iter()
+        .filter(|k| k.start < at && k.end > m.start && k.end <= at)
+        .map(|k| k.end)
+        .max()
+    else {
+        return m;
+    };
+    while start < at && !s[start].is_ascii_alphanumeric() {
+        start += 1;
+    }
+    if start < at {
+        m.start = start;
+    }
+    m
 }
 
 /// A decimal number (with a '.') at byte `i` of `s`: (value, end).
@@ -531,6 +563,43 @@ mod tests {
             ("nino AB 12 34 56 C ok", UkNino, "AB 12 34 56 C"),
         ] {
             assert_eq!(found(text), vec![(kind, what.to_owned())], "{text}");
+        }
+    }
+
+    /// An address glued to what follows by '-' still ends at its
+    /// top-level domain (found by the property tests: the whole address
+    /// used to be dropped because `com-030` is no top-level domain).
+    #[test]
+    fn an_email_ends_at_its_top_level_domain() {
+        use EntityKind::Email;
+        for (text, email) in [
+            ("ann@example.com-030 1234567", Some("ann@example.com")),
+            (
+                "to ann@mail.example.co.uk-x now",
+                Some("ann@mail.example.co.uk"),
+            ),
+            ("ann@example.com.1 ok", Some("ann@example.com")),
+            ("ann@sub-1.example.org", Some("ann@sub-1.example.org")),
+            ("ann@example.c0m", None),
+            ("ann@example.com123-45-6789", Some("ann@example.com")),
+            (
+                "DE89 3704 0044 0532 0130 00-ann@example.com",
+                Some("ann@example.com"),
+            ),
+            ("ann@example.xn--p1ai ok", Some("ann@example.xn--p1ai")),
+            ("ann@-example.com", None),
+            ("ann@localhost", None),
+        ] {
+            let emails: Vec<String> = found(text)
+                .into_iter()
+                .filter(|(k, _)| *k == Email)
+                .map(|(_, t)| t)
+                .collect();
+            assert_eq!(
+                emails,
+                email.into_iter().map(str::to_owned).collect::<Vec<_>>(),
+                "{text}"
+            );
         }
     }
 
