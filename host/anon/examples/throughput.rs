@@ -1,7 +1,8 @@
 //! Native throughput of the default policy on the corpus, in records per
 //! CPU-second, for ~100-byte and ~1 KiB records, plus the one-off cost of
 //! the first call:
-//! `cargo run --release -p sluice-anon --example throughput`.
+//! `cargo run --release -p sluice-anon --example throughput`. `SIZE=100`
+//! (or `1024`) runs one size only.
 
 #[path = "../corpus/generate.rs"]
 mod generate;
@@ -31,7 +32,11 @@ fn main() {
         .apply(b"call +44 20 7946 0958", None, &mut pseudo)
         .unwrap();
     println!("first call: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    for size in [100usize, 1024] {
+    let sizes: Vec<usize> = match std::env::var("SIZE").ok().and_then(|s| s.parse().ok()) {
+        Some(size) => vec![size],
+        None => vec![100, 1024],
+    };
+    for size in sizes {
         let mut corpus = generate::Gen::new(size as u64);
         let records: Vec<String> = (0..2000).map(|_| corpus.record(size).text).collect();
         let bytes: usize = records.iter().map(String::len).sum();
@@ -41,7 +46,13 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(2.0);
-        while cpu_s() - c0 < budget {
+        // ROUNDS=k runs exactly k passes over the records instead, for
+        // comparisons by instruction count (`perf stat -e instructions:u`),
+        // which this shared machine's noise does not blur.
+        let rounds: Option<usize> = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok());
+        let mut round = 0;
+        while rounds.map_or(cpu_s() - c0 < budget, |k| round < k) {
+            round += 1;
             for r in &records {
                 policy
                     .apply(r.as_bytes(), Some("text/plain"), &mut pseudo)

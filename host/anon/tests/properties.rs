@@ -57,6 +57,23 @@ const EMAILS: &[&str] = &[
     "x_y@sub.domain.org",
 ];
 
+/// Entities with a word's boundaries on both sides: whatever their
+/// neighbours, each is found.
+const ENTITIES: &[&str] = &[
+    "4111 1111 1111 1111",
+    "+44 20 7946 0958",
+    "DE89 3704 0044 0532 0130 00",
+    "123-45-6789",
+    "AB 12 34 56 C",
+    "2001:db8::8a2e:370:7334",
+    "aa:bb:cc:dd:ee:ff",
+    "192.168.0.1",
+    "https://x.io/a?b=1",
+];
+
+static POLICY_DEFAULT: std::sync::LazyLock<Policy> =
+    std::sync::LazyLock::new(|| Policy::from_json("{}").unwrap());
+
 /// The policies every property runs under: defaults, each scan operator,
 /// and rules by path that change values, drop fields and keep others.
 const POLICIES: &[&str] = &[
@@ -211,5 +228,21 @@ proptest! {
                 prop_assert!(!out.contains(e), "{} kept {}: {}", POLICIES[i], e, out);
             }
         }
+    }
+
+    #[test]
+    fn no_entity_comes_out_between_spaces(
+        left in text(),
+        entity in prop::sample::select(ENTITIES),
+        right in text(),
+    ) {
+        // Only the occurrence put between spaces is looked for.
+        prop_assume!(!left.contains(entity) && !right.contains(entity));
+        let doc = serde_json::json!({"c": format!("{left} {entity} {right}")});
+        let out = POLICY_DEFAULT
+            .apply(doc.to_string().as_bytes(), Some("application/json"), &mut fake)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let out = String::from_utf8(out.payload).unwrap();
+        prop_assert!(!out.contains(entity), "{} kept: {}", entity, out);
     }
 }

@@ -66,17 +66,33 @@ pub fn issuer_ok(d: &[u8]) -> bool {
     }
 }
 
-/// Scans a run of digit groups from `i`: returns the end and the digits.
-/// Separators must be a single space or dash, the same throughout.
-pub(super) fn digit_run(s: &[u8], i: usize, max_digits: usize) -> (usize, Vec<u8>) {
-    let mut digits = Vec::new();
+/// The digits of a run, on the stack: a card has at most 19, and one more
+/// is read to tell a longer run.
+struct Digits {
+    d: [u8; 20],
+    n: usize,
+}
+
+impl std::ops::Deref for Digits {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.d[..self.n]
+    }
+}
+
+/// Scans a run of digit groups from `i`, up to 20 digits: returns the end
+/// and the digits. Separators must be a single space or dash, the same
+/// throughout.
+fn digit_run(s: &[u8], i: usize) -> (usize, Digits) {
+    let mut digits = Digits { d: [0; 20], n: 0 };
     let mut sep: Option<u8> = None;
     let mut j = i;
     let mut end = i;
-    while j < s.len() && digits.len() <= max_digits {
+    while j < s.len() && digits.n < digits.d.len() {
         let b = s[j];
         if b.is_ascii_digit() {
-            digits.push(b - b'0');
+            digits.d[digits.n] = b - b'0';
+            digits.n += 1;
             j += 1;
             end = j;
         } else if matches!(b, b' ' | b'-')
@@ -93,6 +109,24 @@ pub(super) fn digit_run(s: &[u8], i: usize, max_digits: usize) -> (usize, Vec<u8
     (end, digits)
 }
 
+/// Whether space-separated digit groups are grouped as cards are printed:
+/// 4-4-4-4, 4-4-4-4-3 (19 digits), 4-6-5 (Amex), 4-6-4 (Diners).
+fn printed(run: &[u8]) -> bool {
+    let mut groups = [0usize; 6];
+    let mut n = 0;
+    for g in run.split(|&b| b == b' ') {
+        if n == groups.len() {
+            return false;
+        }
+        groups[n] = g.len();
+        n += 1;
+    }
+    matches!(
+        &groups[..n],
+        [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4]
+    )
+}
+
 pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
     let mut i = 0;
     let mut starts = Cursor::new(ctx.number_starts);
@@ -102,16 +136,33 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
             i += 1;
             continue;
         }
-        let (end, digits) = digit_run(s, i, 19);
-        if (12..=19).contains(&digits.len())
-            && right_boundary(s, end, b"")
-            && !(end < s.len()
-                && matches!(s[end], b'-' | b'.' | b',')
-                && end + 1 < s.len()
-                && s[end + 1].is_ascii_digit())
-            && luhn_ok(&digits)
-            && issuer_ok(&digits)
-        {
+        let (run_end, digits) = digit_run(s, i);
+        // The whole run, or, when its groups are separated by spaces, the
+        // longest run of its first groups that is a card: a card written
+        // after or before another number ("1990 4111 1111 1111 1111"). A
+        // card cut out of a longer run must be grouped the way cards are
+        // printed, so that long spaced numbers do not yield one by chance.
+        let spaced = digits.len() >= 12 && s[i..run_end].contains(&b' ');
+        let inside = i >= 2 && s[i - 1] == b' ' && s[i - 2].is_ascii_digit();
+        let shorter = (i..if spaced { run_end } else { i })
+            .rev()
+            .filter(|&j| s[j] == b' ')
+            .map(|j| (j, s[i..j].iter().filter(|b| b.is_ascii_digit()).count()));
+        let ends = std::iter::once((run_end, digits.len())).chain(shorter);
+        let card = ends.enumerate().find_map(|(k, (end, n))| {
+            let cut = inside || k > 0;
+            ((12..=19).contains(&n)
+                && (!cut || printed(&s[i..end]))
+                && right_boundary(s, end, b"")
+                && !(end < s.len()
+                    && matches!(s[end], b'-' | b'.' | b',')
+                    && end + 1 < s.len()
+                    && s[end + 1].is_ascii_digit())
+                && luhn_ok(&digits[..n])
+                && issuer_ok(&digits[..n]))
+            .then_some(end)
+        });
+        if let Some(end) = card {
             let confidence = if has_context(s, i, 40, CONTEXT, ctx.key) {
                 0.99
             } else {
@@ -123,8 +174,16 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
                 end,
                 confidence,
             });
+            i = end;
+        } else if spaced {
+            // The next group may begin one.
+            i = s[i..run_end]
+                .iter()
+                .position(|&b| b == b' ')
+                .map_or(run_end, |p| i + p + 1);
+        } else {
+            i = run_end.max(i + 1);
         }
-        i = end.max(i + 1);
     }
 }
 

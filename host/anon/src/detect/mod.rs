@@ -566,6 +566,51 @@ mod tests {
         }
     }
 
+    /// A card number written next to another number, separated by a
+    /// space, is found (the property tests found `12 March 1990 4111 1111
+    /// 1111 1111` missed: the digit run from 1990 was 20 digits, no card,
+    /// and skipped whole).
+    #[test]
+    fn a_card_beside_another_number_is_found() {
+        for text in [
+            "born 12 March 1990 4111 1111 1111 1111",
+            "card 4111 1111 1111 1111 2024 exp",
+            "qty 3 4111 1111 1111 1111 9 ok",
+        ] {
+            let cards: Vec<String> = found(text)
+                .into_iter()
+                .filter(|(k, _)| *k == EntityKind::CreditCard)
+                .map(|(_, t)| t)
+                .collect();
+            assert_eq!(cards, vec!["4111 1111 1111 1111".to_owned()], "{text}");
+        }
+        // Cut out of a longer spaced run, a Luhn-valid issuer's number must
+        // also be grouped as cards are printed: `5678 9012 3456` (12 digits,
+        // Luhn-valid, a Maestro prefix) is not taken from this one.
+        assert_eq!(found("ids 1234 5678 9012 3456 7890 1234"), vec![]);
+    }
+
+    /// A phone number followed by more digits is found: the longest run
+    /// of its groups that is a number (the property tests found both of
+    /// `+44 20 7946 0958 (202) 555-0143` missed, a 22-digit run).
+    #[test]
+    fn a_phone_followed_by_more_digits_is_found() {
+        for (text, phones) in [
+            (
+                "+44 20 7946 0958 (202) 555-0143",
+                &["+44 20 7946 0958", "(202) 555-0143"][..],
+            ),
+            ("call (202) 555-0143 2024 ok", &["(202) 555-0143"][..]),
+        ] {
+            let got: Vec<String> = found(text)
+                .into_iter()
+                .filter(|(k, _)| *k == EntityKind::Phone)
+                .map(|(_, t)| t)
+                .collect();
+            assert_eq!(got, phones, "{text}");
+        }
+    }
+
     /// An address glued to what follows by '-' still ends at its
     /// top-level domain (found by the property tests: the whole address
     /// used to be dropped because `com-030` is no top-level domain).

@@ -28,8 +28,13 @@ const CONTEXT: &[&str] = &[
     "number",
 ];
 
-/// Scans a candidate from `i`: its end and its digit count, or `None`.
-fn candidate(s: &[u8], i: usize) -> Option<(usize, usize, bool)> {
+/// Where a candidate from `i` may end: after each of its digit groups,
+/// with the digits so far and whether a separator came before, up to the
+/// 15 digits a phone number has at most, and the run's end if the whole run
+/// is a candidate (7 to 15 digits). The group ends let a number be found
+/// that is followed by more digits (`+44 20 7946 0958 (202) 555-0143`).
+fn candidate_ends(s: &[u8], i: usize) -> (Ends, Option<usize>) {
+    let mut ends = Ends::default();
     let mut j = i;
     let mut digits = 0;
     let mut separated = false;
@@ -45,6 +50,12 @@ fn candidate(s: &[u8], i: usize) -> Option<(usize, usize, bool)> {
             digits += 1;
             j += 1;
             end = j;
+            if digits > 15 {
+                return (ends, None);
+            }
+            if digits >= 7 && !s.get(j).is_some_and(u8::is_ascii_digit) {
+                ends.push((end, separated));
+            }
         } else if b == b'(' && !open_paren {
             open_paren = true;
             j += 1;
@@ -65,23 +76,52 @@ fn candidate(s: &[u8], i: usize) -> Option<(usize, usize, bool)> {
         } else {
             break;
         }
-        if digits > 15 {
-            return None;
+    }
+    (ends, (7..=15).contains(&digits).then_some(end))
+}
+
+/// The ends [`candidate_ends`] finds, on the stack: a candidate holds at
+/// most 15 digits, so at most 9 of its group ends (those after 7 digits
+/// or more) are kept.
+#[derive(Default)]
+struct Ends {
+    at: [(u32, bool); 9],
+    n: usize,
+}
+
+impl Ends {
+    fn push(&mut self, (end, separated): (usize, bool)) {
+        if self.n < self.at.len() {
+            self.at[self.n] = (end as u32, separated);
+            self.n += 1;
         }
     }
-    (7..=15)
-        .contains(&digits)
-        .then_some((end, digits, separated))
+
+    /// Longest first.
+    fn longest_first(&self) -> impl Iterator<Item = (usize, bool)> + '_ {
+        self.at[..self.n]
+            .iter()
+            .rev()
+            .map(|&(end, separated)| (end as usize, separated))
+    }
 }
 
 fn valid(text: &str, plans: &Plans) -> bool {
-    let digits: String = text
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(char::from)
-        .collect();
+    // A candidate holds at most 15 digits: they are gathered on the stack.
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    for b in text.bytes().filter(u8::is_ascii_digit) {
+        if n == buf.len() {
+            return false;
+        }
+        buf[n] = b;
+        n += 1;
+    }
+    let Ok(digits) = std::str::from_utf8(&buf[..n]) else {
+        return false;
+    };
     if text.starts_with('+') {
-        return plans.is_valid_international(&digits);
+        return plans.is_valid_international(digits);
     }
     if text.starts_with("00") {
         return plans.is_valid_international(&digits[2..]);
@@ -92,7 +132,7 @@ fn valid(text: &str, plans: &Plans) -> bool {
     plans.national.iter().any(|(region, _, plan)| {
         if matches!(*region, "US" | "CA") {
             let nsn = match digits.len() {
-                10 => &digits[..],
+                10 => digits,
                 11 if digits.starts_with('1') => &digits[1..],
                 _ => return false,
             };
@@ -116,41 +156,65 @@ pub(super) fn find(s: &[u8], ctx: &Ctx, out: &mut Vec<Match>) {
             i += 1;
             continue;
         }
-        let Some((end, _digits, separated)) = candidate(s, i) else {
-            // Skip this run of digits so its tail is not retried.
-            i += 1;
-            while i < s.len() && s[i].is_ascii_digit() {
-                i += 1;
-            }
+        // The longest candidate that is a number wins.
+        let (ends, whole) = candidate_ends(s, i);
+        let mut context = None;
+        let found = ends
+            .longest_first()
+            .find_map(|(end, separated)| phone_at(s, ctx, i, end, separated, &mut context));
+        if let Some(m) = found {
+            i = m.end;
+            out.push(m);
             continue;
-        };
-        // A '(' that closes only after the number wraps it, it is not an
-        // area code: "(030 1234567)".
-        let start = if b == b'(' && !s[i..end].contains(&b')') {
-            i + 1
-        } else {
-            i
-        };
-        let after_ok = end >= s.len()
-            || !(s[end].is_ascii_alphanumeric()
-                || (matches!(s[end], b'.' | b'-' | b'/' | b':')
-                    && end + 1 < s.len()
-                    && s[end + 1].is_ascii_digit()));
-        // Context is only consulted for a candidate that ends cleanly.
-        let context = after_ok && has_context(s, i, 30, CONTEXT, ctx.key);
-        if after_ok && (separated || context) {
-            let text = std::str::from_utf8(&s[start..end]).unwrap_or("");
-            if super::date::parse(text).is_none() && valid(text, ctx.plans) {
-                out.push(Match {
-                    kind: EntityKind::Phone,
-                    start,
-                    end,
-                    confidence: if context { 0.95 } else { 0.75 },
-                });
-                i = end;
-                continue;
+        }
+        match whole {
+            // A run that is no number: its tail is not retried (the tail of
+            // a bad IBAN or an id may look like a national number).
+            Some(end) => i = end,
+            // Too long a run: the next digit group may begin one.
+            None => {
+                i += 1;
+                while i < s.len() && s[i].is_ascii_digit() {
+                    i += 1;
+                }
             }
         }
-        i = end.max(i + 1);
     }
+}
+
+/// The phone number `s[i..end]` is, if it is one; `context` is whether a
+/// context word comes before `i`, looked up once for all of `i`'s ends.
+fn phone_at(
+    s: &[u8],
+    ctx: &Ctx,
+    i: usize,
+    end: usize,
+    separated: bool,
+    context: &mut Option<bool>,
+) -> Option<Match> {
+    // A '(' that closes only after the number wraps it, it is not an
+    // area code: "(030 1234567)".
+    let start = if s[i] == b'(' && !s[i..end].contains(&b')') {
+        i + 1
+    } else {
+        i
+    };
+    let after_ok = end >= s.len()
+        || !(s[end].is_ascii_alphanumeric()
+            || (matches!(s[end], b'.' | b'-' | b'/' | b':')
+                && end + 1 < s.len()
+                && s[end + 1].is_ascii_digit()));
+    // Context is only consulted for a candidate that ends cleanly.
+    let context =
+        after_ok && *context.get_or_insert_with(|| has_context(s, i, 30, CONTEXT, ctx.key));
+    if !(after_ok && (separated || context)) {
+        return None;
+    }
+    let text = std::str::from_utf8(&s[start..end]).unwrap_or("");
+    (super::date::parse(text).is_none() && valid(text, ctx.plans)).then_some(Match {
+        kind: EntityKind::Phone,
+        start,
+        end,
+        confidence: if context { 0.95 } else { 0.75 },
+    })
 }
