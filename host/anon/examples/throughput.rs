@@ -46,13 +46,7 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(2.0);
-        // ROUNDS=k runs exactly k passes over the records instead, for
-        // comparisons by instruction count (`perf stat -e instructions:u`),
-        // which this shared machine's noise does not blur.
-        let rounds: Option<usize> = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok());
-        let mut round = 0;
-        while rounds.map_or(cpu_s() - c0 < budget, |k| round < k) {
-            round += 1;
+        while cpu_s() - c0 < budget {
             for r in &records {
                 policy
                     .apply(r.as_bytes(), Some("text/plain"), &mut pseudo)

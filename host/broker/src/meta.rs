@@ -188,7 +188,7 @@ struct Request {
     writes: Vec<MetaWrite>,
     reply: oneshot::Sender<Result<(), MetaError>>,
     /// The tenant's share it counts against, if a tenant's traffic made it.
-    share: Option<Arc<Share>>,
+    share: Option<Arc<Backlog>>,
 }
 
 /// Handle to the metadata store; cheap to clone.
@@ -199,13 +199,15 @@ pub struct Meta {
     /// [`Backlog`] is the bound: producers wait for room past its mark.
     tx: mpsc::UnboundedSender<Request>,
     backlog: Arc<Backlog>,
-    /// Each tenant's share of the backlog, made on its first write.
-    shares: Arc<Mutex<HashMap<String, Arc<Share>>>>,
+    /// Each tenant's share of the backlog (see [`TenantMeta`]), made on
+    /// its first write.
+    shares: Arc<Mutex<HashMap<String, Arc<Backlog>>>>,
     share_high: usize,
 }
 
-/// Requests queued for the writer thread, and those waiting for it to
-/// catch up.
+/// Requests queued for the writer thread (all of them, or one tenant's
+/// share), and those waiting for it to catch up.
+#[derive(Debug)]
 struct Backlog {
     queued: AtomicUsize,
     /// At or past this many queued requests, producers wait for room.
@@ -214,6 +216,18 @@ struct Backlog {
 }
 
 impl Backlog {
+    fn new(high: usize) -> Self {
+        Backlog {
+            queued: AtomicUsize::new(0),
+            high: high.max(2),
+            drain: Drain::default(),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(SeqCst)
+    }
+
     fn low(&self) -> usize {
         self.high / 2
     }
@@ -225,32 +239,10 @@ impl Backlog {
             self.drain.wake();
         }
     }
-}
 
-/// One tenant's part of the backlog: its requests queued for the writer.
-/// At `high` the tenant's producers wait until it is down to half; past
-/// half they also wait while the whole queue is at its mark. So a tenant
-/// that floods the writer holds at most `high` places and waits for its
-/// own writes, while one with fewer than half its share queued is never
-/// held back by the others' (the node's queue then exceeds its mark by
-/// at most half a share per tenant).
-#[derive(Debug)]
-struct Share {
-    queued: AtomicUsize,
-    high: usize,
-    drain: Drain,
-}
-
-impl Share {
-    fn low(&self) -> usize {
-        self.high / 2
-    }
-
-    fn taken(&self) {
-        let left = self.queued.fetch_sub(1, SeqCst) - 1;
-        if left <= self.low() {
-            self.drain.wake();
-        }
+    /// Returns once at most half the mark is queued.
+    async fn drained(&self) {
+        self.drain.wait(|| self.queued() <= self.low()).await;
     }
 }
 
@@ -297,11 +289,7 @@ impl Meta {
             txn.commit().map_err(db_err)?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let backlog = Arc::new(Backlog {
-            queued: AtomicUsize::new(0),
-            high: queue_requests_max.max(2),
-            drain: Drain::default(),
-        });
+        let backlog = Arc::new(Backlog::new(queue_requests_max));
         let writer_db = db.clone();
         let writer_backlog = backlog.clone();
         std::thread::Builder::new()
@@ -313,7 +301,7 @@ impl Meta {
             tx,
             backlog,
             shares: Arc::default(),
-            share_high: queue_requests_per_tenant_max.max(2),
+            share_high: queue_requests_per_tenant_max,
         })
     }
 
@@ -322,16 +310,14 @@ impl Meta {
     /// are frequent (a connection); making one takes a lock.
     pub fn tenant(&self, tenant: &str) -> TenantMeta {
         let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
-        let share = shares
-            .entry(tenant.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Share {
-                    queued: AtomicUsize::new(0),
-                    high: self.share_high,
-                    drain: Drain::default(),
-                })
-            })
-            .clone();
+        // Looked up before it is made: publishes to held sessions come here.
+        let share = match shares.get(tenant) {
+            Some(s) => s.clone(),
+            None => shares
+                .entry(tenant.to_owned())
+                .or_insert_with(|| Arc::new(Backlog::new(self.share_high)))
+                .clone(),
+        };
         TenantMeta {
             meta: self.clone(),
             share,
@@ -348,17 +334,15 @@ impl Meta {
     /// Whether the writer is so far behind that producers should wait
     /// ([`Meta::room`]) before queueing more.
     pub fn congested(&self) -> bool {
-        self.backlog.queued.load(SeqCst) >= self.backlog.high
+        self.backlog.queued() >= self.backlog.high
     }
 
     /// Returns once the queue is below its mark, or has drained to half
     /// of it if it was at the mark.
     pub async fn room(&self) {
-        let b = &self.backlog;
-        if b.queued.load(SeqCst) < b.high {
-            return;
+        if self.congested() {
+            self.backlog.drained().await;
         }
-        b.drain.wait(|| b.queued.load(SeqCst) <= b.low()).await;
     }
 
     /// Queues `writes` now, in the caller's order relative to its other
@@ -375,7 +359,7 @@ impl Meta {
     fn enqueue_for(
         &self,
         writes: Vec<MetaWrite>,
-        share: Option<&Arc<Share>>,
+        share: Option<&Arc<Backlog>>,
     ) -> impl std::future::Future<Output = Result<(), MetaError>> + Send + 'static + use<> {
         let (reply, rx) = oneshot::channel();
         // Always queued now, whatever the backlog: order is what callers
@@ -393,7 +377,7 @@ impl Meta {
         if let Err(mpsc::error::SendError(r)) = self.tx.send(request) {
             self.backlog.taken(1);
             if let Some(s) = r.share {
-                s.taken();
+                s.taken(1);
             }
             return futures_closed().left_future();
         }
@@ -549,12 +533,16 @@ impl Meta {
 
 /// [`Meta`] as one tenant's traffic uses it: its writes count against the
 /// tenant's share of the writer's queue as well as the node's, and its
-/// producers wait for the tenant's own backlog (see [`Share`]). Cheap to
-/// clone.
+/// producers wait for the tenant's own backlog. At its mark they wait until
+/// it is down to half; past half they also wait while the node's queue is
+/// at its mark. So a tenant that floods the writer holds at most its share
+/// and waits for its own writes, while one with fewer than half its share
+/// queued is never held back by the others' (the node's queue then exceeds
+/// its mark by at most half a share per tenant). Cheap to clone.
 #[derive(Clone)]
 pub struct TenantMeta {
     meta: Meta,
-    share: Arc<Share>,
+    share: Arc<Backlog>,
 }
 
 impl TenantMeta {
@@ -576,23 +564,16 @@ impl TenantMeta {
     /// its share is full, or the node's queue is and the tenant holds more
     /// than half its share of it.
     pub fn congested(&self) -> bool {
-        let own = self.share.queued.load(SeqCst);
+        let own = self.share.queued();
         own >= self.share.high || (own > self.share.low() && self.meta.congested())
     }
 
     /// Returns once the tenant may queue again: at once when it is not
     /// congested, else when its own backlog is down to half its share.
     pub async fn room(&self) {
-        if !self.congested() {
-            return;
+        if self.congested() {
+            self.share.drained().await;
         }
-        let s = &self.share;
-        s.drain.wait(|| s.queued.load(SeqCst) <= s.low()).await;
-    }
-
-    /// The tenant's requests queued for the writer now.
-    pub fn queued(&self) -> usize {
-        self.share.queued.load(SeqCst)
     }
 }
 
@@ -611,7 +592,7 @@ fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Request>, backlog:
         }
         backlog.taken(batch.len());
         for share in batch.iter().filter_map(|r| r.share.as_ref()) {
-            share.taken();
+            share.taken(1);
         }
         let result = apply_batch(db, &batch);
         for r in batch {
@@ -724,7 +705,7 @@ mod tests {
         // The writer takes this one and blocks on the lock; from here on
         // requests stay queued.
         let first = meta.enqueue(offset("x/s", 0));
-        while meta.backlog.queued.load(SeqCst) > 0 {
+        while meta.backlog.queued() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         let (a, b, c) = (meta.tenant("a"), meta.tenant("b"), meta.tenant("c"));
@@ -755,7 +736,8 @@ mod tests {
             !c.congested() && !pending(c.room()).await,
             "c has nothing queued"
         );
-        assert_eq!((a.queued(), b.queued(), c.queued()), (6, 4, 0));
+        let queued = |t: &TenantMeta| t.share.queued();
+        assert_eq!((queued(&a), queued(&b), queued(&c)), (6, 4, 0));
         // A handle made again is the same share.
         assert!(meta.tenant("a").congested());
 
@@ -772,7 +754,7 @@ mod tests {
             .await
             .expect("a is woken once its writes are taken")
             .unwrap();
-        assert_eq!((a.queued(), b.queued()), (0, 0));
+        assert_eq!((queued(&a), queued(&b)), (0, 0));
         assert!(!a.congested() && !b.congested() && !meta.congested());
         let offsets = meta.offsets("a/s").unwrap();
         assert_eq!(offsets["g"][&0], 5, "a's last commit landed");

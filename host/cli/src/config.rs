@@ -345,7 +345,6 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         &cfg.streams,
         &cfg.handlers,
         &cfg.pipelines,
-        None,
         &at,
     )?;
     for t in &cfg.tenants {
@@ -373,7 +372,6 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
                 ),
             ));
         }
-        let runners_max = section.pipeline_runners_max;
         let quota = sluice_broker::quota::TenantQuota {
             streams_max: section.streams_max,
             publish_messages_per_s_max: section.publish_messages_per_s_max,
@@ -389,7 +387,6 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
             &section.streams,
             &section.handlers,
             &section.pipelines,
-            runners_max,
             &at,
         )?;
     }
@@ -413,15 +410,14 @@ struct Checked {
 
 impl Checked {
     /// Checks one tenant's lists: each entry valid, no name twice, its
-    /// pipelines' runners within `runners_max` (the tenant's
-    /// `pipeline_runners_max`) and every tenant's within the node's limit.
+    /// pipelines' runners within its `pipeline_runners_max` (its quota is
+    /// checked before its lists) and every tenant's within the node's limit.
     fn namespace(
         &mut self,
         tenant: TenantId,
         streams: &[toml::Spanned<StreamDoc>],
         handlers: &[toml::Spanned<HandlerEntry>],
         pipelines: &[toml::Spanned<PipelineDoc>],
-        runners_max: Option<usize>,
         at: &impl Fn(std::ops::Range<usize>, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
@@ -449,6 +445,10 @@ impl Checked {
             self.handlers.push((tenant.clone(), h.clone()));
         }
         let mut seen = std::collections::HashSet::new();
+        let runners_max = self
+            .tenants
+            .get(&tenant)
+            .and_then(|q| q.pipeline_runners_max);
         let mut runners = 0;
         for entry in pipelines {
             let spec = entry

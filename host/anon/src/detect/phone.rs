@@ -28,10 +28,10 @@ const CONTEXT: &[&str] = &[
     "number",
 ];
 
-/// Where a candidate from `i` may end: after each of its digit groups,
-/// with the digits so far and whether a separator came before, up to the
-/// 15 digits a phone number has at most, and the run's end if the whole run
-/// is a candidate (7 to 15 digits). The group ends let a number be found
+/// Where a candidate from `i` may end: after each of its digit groups that
+/// brings it to 7 digits or more, up to the 15 a phone number has at most,
+/// with whether a separator came before; and the run's end if the whole
+/// run is a candidate (7 to 15 digits). The group ends let a number be found
 /// that is followed by more digits (`+44 20 7946 0958 (202) 555-0143`).
 fn candidate_ends(s: &[u8], i: usize) -> (Ends, Option<usize>) {
     let mut ends = Ends::default();
