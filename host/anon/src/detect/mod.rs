@@ -340,14 +340,28 @@ fn resolve_overlaps(mut found: Vec<Match>, s: &[u8]) -> Vec<Match> {
 }
 
 /// `m`, an email, from after the kept matches that overlap its local part
-/// (and any '.', '-', … that would then begin it), if some of the local
-/// part is left; else `m` unchanged.
+/// (and any '.', '-', … that would then begin it). When none of the local
+/// part is left (two addresses glued, `…co.ukann@example.com`), what is
+/// left of the address from the kept match's end, its '@' and domain, is
+/// still kept: a domain next to an address is not passed on. Likewise a
+/// kept match that begins inside its domain (the same two addresses, the
+/// second kept) leaves the local part and '@' kept, up to where it begins.
+/// `m` unchanged when no kept match ends inside its local part or begins
+/// inside its domain.
 fn email_after(mut m: Match, kept: &[Match], s: &[u8]) -> Match {
     let Some(at) = s[m.start..m.end].iter().position(|&b| b == b'@') else {
         return m;
     };
     let at = m.start + at;
-    let Some(mut start) = kept
+    if let Some(kept_start) = kept
+        .iter()
+        .filter(|k| k.start > at && k.start < m.end)
+        .map(|k| k.start)
+        .min()
+    {
+        m.end = kept_start;
+    }
+    let Some(kept_end) = kept
         .iter()
         .filter(|k| k.start < at && k.end > m.start && k.end <= at)
         .map(|k| k.end)
@@ -355,12 +369,11 @@ fn email_after(mut m: Match, kept: &[Match], s: &[u8]) -> Match {
     else {
         return m;
     };
+    let mut start = kept_end;
     while start < at && !s[start].is_ascii_alphanumeric() {
         start += 1;
     }
-    if start < at {
-        m.start = start;
-    }
+    m.start = if start < at { start } else { kept_end };
     m
 }
 
@@ -646,6 +659,22 @@ mod tests {
                 "{text}"
             );
         }
+        // Glued to another, neither address leaves a part behind, whichever
+        // of the two is kept whole.
+        assert_eq!(
+            found("bob@mail.example.co.ukann@example.com"),
+            vec![
+                (Email, "bob@".to_owned()),
+                (Email, "mail.example.co.ukann@example.com".to_owned())
+            ]
+        );
+        assert_eq!(
+            found("bob.lee+tag@mail.example.co.ukann@example.com"),
+            vec![
+                (Email, "bob.lee+tag@mail.example.co.ukann".to_owned()),
+                (Email, "@example.com".to_owned())
+            ]
+        );
     }
 
     #[test]
