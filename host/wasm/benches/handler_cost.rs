@@ -10,6 +10,10 @@
 //!    same message: native Rust, then per language single and batched
 //!    calls with fuel on and off, and a fresh instance per message.
 //!
+//! Within a table, the cases run in interleaved rounds and each ratio is
+//! the median of the per-round ratios, so a burst of load on this shared
+//! machine moves both sides of a ratio alike.
+//!
 //! It backs the decisions in docs/handlers.md (reuse instances, offer
 //! `handle-batch`, keep fuel optional). Run with
 //! `cargo bench -p sluice-wasm --bench handler_cost -j1`
@@ -70,23 +74,73 @@ fn filter_native(f: &predicate::Filter, m: &Message) -> Vec<Output> {
     }
 }
 
-/// Best of 7 rounds of `n` calls: the machine is shared, and the minimum
-/// is the figure least disturbed by other processes.
-fn time_per_message(n: usize, mut f: impl FnMut()) -> Duration {
-    // Warm up caches, the allocator and the instance.
-    for _ in 0..n / 10 + 1 {
-        f();
+/// Rounds per case; each case's figure is its median round.
+const ROUNDS: usize = 7;
+
+/// One way of handling the message, timed in rounds interleaved with the
+/// others of its table (the machine is shared and noisy: a ratio taken
+/// within one round holds where absolute figures drift).
+struct Case<'a> {
+    name: String,
+    /// Calls per round, and messages per call (a batch's size).
+    calls: usize,
+    messages: usize,
+    call: Box<dyn FnMut() + 'a>,
+}
+
+impl<'a> Case<'a> {
+    fn new(
+        name: impl Into<String>,
+        calls: usize,
+        messages: usize,
+        call: impl FnMut() + 'a,
+    ) -> Self {
+        Case {
+            name: name.into(),
+            calls: calls.max(1),
+            messages,
+            call: Box::new(call),
+        }
     }
-    (0..7)
-        .map(|_| {
+}
+
+/// Per-message time of every case in every round: after a warm-up (caches,
+/// allocator, instance), round r runs each case in turn.
+fn run_interleaved(cases: &mut [Case]) -> Vec<Vec<Duration>> {
+    for c in cases.iter_mut() {
+        for _ in 0..c.calls / 10 + 1 {
+            (c.call)();
+        }
+    }
+    let mut times = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for (c, t) in cases.iter_mut().zip(times.iter_mut()) {
             let start = Instant::now();
-            for _ in 0..n {
-                f();
+            for _ in 0..c.calls {
+                (c.call)();
             }
-            start.elapsed() / n as u32
-        })
-        .min()
-        .expect("at least one round")
+            t.push(start.elapsed() / (c.calls * c.messages) as u32);
+        }
+    }
+    times
+}
+
+fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+/// `case / base` within each round: median, min and max.
+fn ratios(case: &[Duration], base: &[Duration]) -> (f64, f64, f64) {
+    let r: Vec<f64> = case
+        .iter()
+        .zip(base)
+        .map(|(c, b)| c.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    let lo = r.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = r.iter().cloned().fold(0.0, f64::max);
+    (median(&r), lo, hi)
 }
 
 /// The two runtimes every case runs on: the node's default (fuel on) and
@@ -104,7 +158,7 @@ impl Runtimes {
         let rt = |fuel_enabled| {
             Runtime::new(RuntimeConfig {
                 fuel_enabled,
-                instances_max: 8,
+                instances_max: 16,
                 cache_dir: Some(cache.clone()),
                 ..RuntimeConfig::default()
             })
@@ -129,33 +183,35 @@ fn load(rt: &Runtime, name: &str, wasm: &[u8], config: &str, limits: Limits) -> 
     .unwrap_or_else(|e| panic!("load {name}: {e}"))
 }
 
-/// The per-message cost of one handler in every way the host can call it.
-struct Costs {
-    single_fuel: Duration,
-    single_no_fuel: Duration,
-    batch_fuel: Duration,
-    batch_no_fuel: Duration,
-    fresh_no_fuel: Duration,
-    fuel_per_message: u64,
+/// Fuel a warm call of the handler uses (a first call can cost more: a
+/// JavaScript engine's first run of the code, for one).
+fn fuel_per_message(rts: &Runtimes, name: &str, wasm: &[u8], config: &str, m: &Message) -> u64 {
+    let mut h = load(&rts.fuel, name, wasm, config, Limits::default());
+    h.invoke(m).expect("the handler handles the message");
+    let first = h.stats().fuel_consumed;
+    for _ in 0..10 {
+        h.invoke(m).expect("the handler handles the message");
+    }
+    (h.stats().fuel_consumed - first) / 10
 }
 
-fn measure(rts: &Runtimes, name: &str, wasm: &[u8], config: &str, m: &Message, n: usize) -> Costs {
-    let batch: Vec<Message> = vec![m.clone(); BATCH];
-    let mut fuel = load(&rts.fuel, name, wasm, config, Limits::default());
-    let single_fuel = time_per_message(n, || {
-        black_box(fuel.invoke(black_box(m)).unwrap());
-    });
-    let fuel_per_message = fuel.stats().fuel_consumed / fuel.stats().messages;
-    let batch_fuel = time_per_message(n / BATCH + 1, || {
-        black_box(fuel.invoke_batch(black_box(&batch)).unwrap());
-    }) / BATCH as u32;
-    let mut no_fuel = load(&rts.no_fuel, name, wasm, config, Limits::default());
-    let single_no_fuel = time_per_message(n, || {
-        black_box(no_fuel.invoke(black_box(m)).unwrap());
-    });
-    let batch_no_fuel = time_per_message(n / BATCH + 1, || {
-        black_box(no_fuel.invoke_batch(black_box(&batch)).unwrap());
-    }) / BATCH as u32;
+/// Every way the host can call one handler, as cases: single calls with
+/// fuel on and off, `handle-batch` with fuel on and off, and a fresh
+/// instance (from the pool, plus `init`) per message.
+fn wasm_cases<'a>(
+    rts: &Runtimes,
+    label: &str,
+    wasm: &[u8],
+    config: &str,
+    m: &'a Message,
+    batch: &'a [Message],
+    n: usize,
+) -> Vec<Case<'a>> {
+    let name = label;
+    let mut single_fuel = load(&rts.fuel, name, wasm, config, Limits::default());
+    let mut single = load(&rts.no_fuel, name, wasm, config, Limits::default());
+    let mut batch_fuel = load(&rts.fuel, name, wasm, config, Limits::default());
+    let mut batch_no_fuel = load(&rts.no_fuel, name, wasm, config, Limits::default());
     // Per-message instances: recycle after every call, so each message
     // pays for instantiation from the pool and `init(config)`.
     let fresh_limits = Limits {
@@ -163,25 +219,42 @@ fn measure(rts: &Runtimes, name: &str, wasm: &[u8], config: &str, m: &Message, n
         ..Limits::default()
     };
     let mut fresh = load(&rts.no_fuel, name, wasm, config, fresh_limits);
-    let fresh_no_fuel = time_per_message((n / 20).max(20), || {
-        black_box(fresh.invoke(black_box(m)).unwrap());
-    });
-    Costs {
-        single_fuel,
-        single_no_fuel,
-        batch_fuel,
-        batch_no_fuel,
-        fresh_no_fuel,
-        fuel_per_message,
-    }
+    vec![
+        Case::new(format!("{label}, single, fuel on"), n, 1, move || {
+            black_box(single_fuel.invoke(black_box(m)).unwrap());
+        }),
+        Case::new(format!("{label}, single, fuel off"), n, 1, move || {
+            black_box(single.invoke(black_box(m)).unwrap());
+        }),
+        Case::new(
+            format!("{label}, batch of {BATCH}, fuel on"),
+            n / BATCH,
+            BATCH,
+            move || {
+                black_box(batch_fuel.invoke_batch(black_box(batch)).unwrap());
+            },
+        ),
+        Case::new(
+            format!("{label}, batch of {BATCH}, fuel off"),
+            n / BATCH,
+            BATCH,
+            move || {
+                black_box(batch_no_fuel.invoke_batch(black_box(batch)).unwrap());
+            },
+        ),
+        Case::new(
+            format!("{label}, fresh instance, fuel off"),
+            (n / 20).max(20),
+            1,
+            move || {
+                black_box(fresh.invoke(black_box(m)).unwrap());
+            },
+        ),
+    ]
 }
 
 fn us(t: Duration) -> String {
     format!("{:.2} µs", t.as_secs_f64() * 1e6)
-}
-
-fn times(t: Duration, native: Duration) -> String {
-    format!("{:.2}×", t.as_secs_f64() / native.as_secs_f64())
 }
 
 fn main() {
@@ -199,6 +272,7 @@ fn main() {
 
 fn redact_json(rts: &Runtimes, m: &Message, n: usize) {
     let wasm = guests::guest("redact-json");
+    let pass = guests::guest("passthrough");
     let fields: Vec<redact::Field> = serde_json::from_str::<serde_json::Value>(REDACT_CONFIG)
         .unwrap()["fields"]
         .as_array()
@@ -218,83 +292,82 @@ fn redact_json(rts: &Runtimes, m: &Message, n: usize) {
         redact_native(&fields, m),
         "component and native code disagree"
     );
-    let native = time_per_message(n, || {
+    let fuel = fuel_per_message(rts, "redact-json", &wasm, REDACT_CONFIG, m);
+    let batch: Vec<Message> = vec![m.clone(); BATCH];
+    let mut cases = vec![Case::new("native Rust (same redact.rs)", n, 1, || {
         black_box(redact_native(&fields, black_box(m)));
-    });
-    let c = measure(rts, "redact-json", &wasm, REDACT_CONFIG, m, n);
-    let pass = guests::guest("passthrough");
-    let p = measure(rts, "passthrough", &pass, "", m, n);
+    })];
+    cases.extend(wasm_cases(
+        rts,
+        "redact-json",
+        &wasm,
+        REDACT_CONFIG,
+        m,
+        &batch,
+        n,
+    ));
+    // The host's own overhead: passthrough hands the message back as is.
+    let mut pass_cases = wasm_cases(rts, "passthrough", &pass, "", m, &batch, n);
+    cases.push(pass_cases.remove(1));
+    cases.push(pass_cases.remove(2));
+    let times = run_interleaved(&mut cases);
 
     println!(
-        "## redact-json, {}-byte JSON message, {n} messages per case\n",
+        "## redact-json, {}-byte JSON message, {n} messages per case, {ROUNDS} interleaved rounds\n",
         m.payload.len()
     );
-    println!("| case | per message | × native |");
+    println!("| case | per message (median) | × native (median of rounds, min-max) |");
     println!("| --- | ---: | ---: |");
-    for (name, t) in [
-        ("native Rust (same redact.rs)", native),
-        ("Wasm, reused instance, fuel on, epoch on", c.single_fuel),
-        (
-            "Wasm, reused instance, fuel off, epoch on",
-            c.single_no_fuel,
-        ),
-        ("Wasm, handle-batch of 100, fuel on", c.batch_fuel),
-        ("Wasm, handle-batch of 100, fuel off", c.batch_no_fuel),
-        (
-            "Wasm, fresh instance + init per message, fuel off",
-            c.fresh_no_fuel,
-        ),
-    ] {
-        println!("| {name} | {} | {} |", us(t), times(t, native));
+    for (c, t) in cases.iter().zip(&times) {
+        let (r, lo, hi) = ratios(t, &times[0]);
+        println!(
+            "| {} | {} | {r:.2}× ({lo:.2}-{hi:.2}) |",
+            c.name,
+            us(median(t))
+        );
     }
-    println!("\nfuel per message: {}\n", c.fuel_per_message);
-    println!("## host overhead per message (`passthrough`, fuel off)\n");
-    println!("| call | per message |");
-    println!("| --- | ---: |");
-    println!("| single | {} |", us(p.single_no_fuel));
-    println!("| handle-batch of 100 | {} |\n", us(p.batch_no_fuel));
+    println!("\nfuel per message: {fuel}\n");
 }
 
 fn filter_per_language(rts: &Runtimes, m: &Message, n: usize) {
     let f: predicate::Filter = serde_json::from_str(FILTER_CONFIG).unwrap();
     assert_eq!(filter_native(&f, m).len(), 1, "the message must be kept");
-    let native = time_per_message(n, || {
-        black_box(filter_native(&f, black_box(m)));
-    });
+    let batch: Vec<Message> = vec![m.clone(); BATCH];
     println!(
-        "## filter, per guest language, {}-byte JSON message (kept)\n",
+        "## filter, per guest language, {}-byte JSON message (kept), {ROUNDS} interleaved rounds\n",
         m.payload.len()
     );
     println!(
-        "native Rust (same predicate.rs): {}\n\n\
-         | language | single, fuel on | single, fuel off | batch of 100, fuel on | batch of 100, fuel off | fresh instance per message | × native (single, fuel off) | fuel per message |",
-        us(native)
+        "| language | native Rust (same predicate.rs) | single, fuel on | single, fuel off | batch of {BATCH}, fuel on | batch of {BATCH}, fuel off | fresh instance per message | × native (single, fuel off; min-max) | fuel per message |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for lang in ["rust", "c", "js", "python"] {
         let wasm = guests::polyglot(lang);
+        let label = format!("{lang}-filter");
         let per_case = if lang == "rust" || lang == "c" {
             n
         } else {
             n / 10
         };
-        let c = measure(
+        let fuel = fuel_per_message(rts, &label, &wasm, FILTER_CONFIG, m);
+        let mut cases = vec![Case::new("native", per_case, 1, || {
+            black_box(filter_native(&f, black_box(m)));
+        })];
+        cases.extend(wasm_cases(
             rts,
-            &format!("{lang}-filter"),
+            &label,
             &wasm,
             FILTER_CONFIG,
             m,
+            &batch,
             per_case,
-        );
+        ));
+        let times = run_interleaved(&mut cases);
+        let (r, lo, hi) = ratios(&times[2], &times[0]);
+        let t: Vec<String> = times.iter().map(|t| us(median(t))).collect();
         println!(
-            "| {lang} | {} | {} | {} | {} | {} | {} | {} |",
-            us(c.single_fuel),
-            us(c.single_no_fuel),
-            us(c.batch_fuel),
-            us(c.batch_no_fuel),
-            us(c.fresh_no_fuel),
-            times(c.single_no_fuel, native),
-            c.fuel_per_message
+            "| {lang} | {} | {} | {} | {} | {} | {} | {r:.2}× ({lo:.2}-{hi:.2}) | {fuel} |",
+            t[0], t[1], t[2], t[3], t[4], t[5]
         );
     }
 }

@@ -251,6 +251,10 @@ impl KvState {
     }
 
     pub fn commit(&mut self) {
+        if self.pending.is_empty() {
+            // Most calls write nothing; draining still walks the table.
+            return;
+        }
         for (k, v) in self.pending.drain() {
             match v {
                 Some(v) => self.committed.insert(k, v),

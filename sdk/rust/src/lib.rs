@@ -38,8 +38,29 @@ pub mod bindings {
     });
 }
 
+#[cfg(all(feature = "call-arena", target_family = "wasm"))]
+mod arena;
 pub mod host;
 mod message;
+
+/// The guest's allocator: a per-call arena over the general one (see
+/// `arena.rs`). Off with `default-features = false`, for a handler that
+/// brings its own.
+/// Only in Wasm: elsewhere (a native `cargo check`) threads may exist.
+#[cfg(all(feature = "call-arena", target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: arena::CallArena = arena::CallArena::new();
+
+/// Runs `f` (a handler's `init`) with what it allocates kept out of the
+/// per-call arena.
+#[cfg(all(feature = "call-arena", target_family = "wasm"))]
+fn persistent<R>(f: impl FnOnce() -> R) -> R {
+    ALLOCATOR.persistent(f)
+}
+#[cfg(not(all(feature = "call-arena", target_family = "wasm")))]
+fn persistent<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 pub use bindings::sluice::handler::types::{HandlerError, Message, Output};
 pub use serde_json as json;
@@ -137,7 +158,7 @@ pub mod __private {
     pub type Slot<H> = LocalKey<RefCell<Option<H>>>;
 
     pub fn init<H: Handler>(slot: &'static Slot<H>, config: &str) -> Result<(), String> {
-        let handler = H::init(config)?;
+        let handler = super::persistent(|| H::init(config))?;
         slot.with(|s| *s.borrow_mut() = Some(handler));
         Ok(())
     }

@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
 
 /// A pattern of the metadata, in its XML layout (whitespace is not part of
 /// it), with the national-number lengths it allows (empty: any).
@@ -73,11 +74,21 @@ impl Pattern {
     /// `re` is `None` if the pattern does not compile.
     fn new(desc: &'static Desc) -> Pattern {
         let source = format!("^(?x:{})", desc.pattern);
-        let re = RegexBuilder::new(&source)
-            .unicode(false)
-            .build()
-            .or_else(|_| Regex::new(&source))
-            .ok();
+        let build = |unicode: bool| {
+            Regex::builder()
+                .syntax(syntax::Config::new().unicode(unicode))
+                // No lazy DFA: it adds states to its cache while it
+                // searches, memory allocated in one call and kept for the
+                // next (which pins chunks of a guest's per-call arena,
+                // sdk/rust/src/arena.rs). The haystacks are national
+                // numbers, at most 17 digits: the one-pass DFA or the
+                // bounded backtracker, whose caches are sized when made,
+                // match them as fast.
+                .configure(meta::Config::new().hybrid(false))
+                .build(&source)
+                .ok()
+        };
+        let re = build(false).or_else(|| build(true));
         Pattern {
             lengths: desc.lengths,
             re,

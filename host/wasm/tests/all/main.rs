@@ -6,6 +6,7 @@
 mod anonymise;
 mod cache;
 mod examples;
+mod guest_arena;
 #[path = "../../../../guest-examples/guests.rs"]
 mod guests;
 mod host_imports;
