@@ -185,12 +185,14 @@ unsafe impl GlobalAlloc for CallArena {
             // SAFETY: `p` came from `System` with `layout`.
             return unsafe { System.realloc(p, layout, new_size) };
         };
-        if i == self.current.get()
+        if !self.persistent.get()
+            && i == self.current.get()
             && p as usize + layout.size() == self.base() + self.top.get()
             && let Some(end) = (p as usize).checked_add(new_size)
             && end <= self.chunk_end(i)
         {
-            // The newest block grows or shrinks in place.
+            // The newest block grows or shrinks in place (unless `init` is
+            // running: what it grows it keeps, so that moves out).
             self.top.set(end - self.base());
             return p;
         }

@@ -73,7 +73,11 @@ fn no_live_block_is_ever_handed_out_again() {
                         } else {
                             rng.random_range(1..600)
                         };
-                        let align = 1 << rng.random_range(0..6);
+                        let align = if rng.random_bool(0.02) {
+                            1 << rng.random_range(6..15)
+                        } else {
+                            1 << rng.random_range(0..6)
+                        };
                         live.push(Block::new(&a, size, align, fill));
                     }
                     5 | 6 if !live.is_empty() => {
@@ -85,7 +89,12 @@ fn no_live_block_is_ever_handed_out_again() {
                         };
                         let b = &mut live[i];
                         assert!(b.intact(), "seed {seed}: block changed before realloc");
-                        let new_size = rng.random_range(1..3000);
+                        // Now and then past a chunk: the block moves out.
+                        let new_size = if rng.random_bool(0.03) {
+                            rng.random_range(16_000..40_000)
+                        } else {
+                            rng.random_range(1..3000)
+                        };
                         let q = unsafe { a.realloc(b.p, b.layout, new_size) };
                         assert!(!q.is_null());
                         let keep = b.layout.size().min(new_size);
@@ -180,4 +189,70 @@ fn a_kept_block_pins_only_its_chunk() {
     }
     assert!(kept.intact(), "the kept block was overwritten");
     kept.free(&a);
+}
+
+/// The newest block grows and shrinks where it is, and a freed newest
+/// block's room is cut again at once while older blocks are live; while
+/// `init` runs, a block it grows moves to the general allocator.
+#[test]
+fn the_newest_block_is_grown_and_reclaimed_in_place() {
+    let a = CallArena::new();
+    let older = Block::new(&a, 100, 8, 1);
+    let mut newest = Block::new(&a, 100, 8, 2);
+    for new_size in [3000, 50, 9000] {
+        let q = unsafe { a.realloc(newest.p, newest.layout, new_size) };
+        assert_eq!(q, newest.p, "the newest block moved to grow to {new_size}");
+        newest.layout = Layout::from_size_align(new_size, 8).unwrap();
+        unsafe { std::ptr::write_bytes(q, 2, new_size) };
+    }
+    let at = newest.p;
+    newest.free(&a);
+    let again = Block::new(&a, 200, 8, 3);
+    assert_eq!(again.p, at, "the freed newest block's room was not reused");
+    let q = a.persistent(|| unsafe { a.realloc(again.p, again.layout, 400) });
+    assert!(!a.holds(q), "a block grown during init stayed in the arena");
+    let grown = Block {
+        p: q,
+        layout: Layout::from_size_align(400, 8).unwrap(),
+        fill: 3,
+    };
+    let kept = unsafe { std::slice::from_raw_parts(q, 200) };
+    assert!(kept.iter().all(|&b| b == 3), "the move lost bytes");
+    assert!(older.intact());
+    grown.free(&a);
+    older.free(&a);
+}
+
+/// With a kept block in every chunk, allocation falls back to the general
+/// allocator; once they are freed, the arena is used again.
+#[test]
+fn with_every_chunk_held_allocation_falls_back_then_recovers() {
+    let a = CallArena::new();
+    let mut kept = Vec::new();
+    let mut fell_back = false;
+    for _ in 0..1000 {
+        // A small kept block, then filler that fills its chunk.
+        let k = Block::new(&a, 32, 8, 7);
+        let in_arena = a.holds(k.p);
+        kept.push(k);
+        if !in_arena {
+            fell_back = true;
+            break;
+        }
+        let filler: Vec<Block> = (0..4).map(|_| Block::new(&a, 4000, 8, 8)).collect();
+        filler.into_iter().for_each(|b| b.free(&a));
+    }
+    assert!(
+        fell_back,
+        "kept blocks in every chunk never made it fall back"
+    );
+    assert!(kept.len() > 8, "fell back after {} kept blocks", kept.len());
+    assert!(kept.iter().all(Block::intact));
+    kept.into_iter().for_each(|b| b.free(&a));
+    let b = Block::new(&a, 64, 8, 9);
+    assert!(
+        a.holds(b.p),
+        "the arena was not used again once its chunks were free"
+    );
+    b.free(&a);
 }
