@@ -51,7 +51,9 @@ pub struct CallArena {
     top: Cell<usize>,
     /// Blocks handed out and not yet freed, per chunk.
     live: [Cell<u32>; CHUNKS],
-    /// The chunks with a live block, a bit each.
+    /// The chunks with a live block, a bit each: what `live` says, kept
+    /// so that finding a free chunk, which once every chunk is held every
+    /// allocation tries, is one operation.
     used: Cell<u32>,
     /// While set (during `init`), allocation goes to the general allocator:
     /// what `init` builds is kept for the instance's life.

@@ -45,8 +45,7 @@ mod message;
 
 /// The guest's allocator: a per-call arena over the general one (see
 /// `arena.rs`). Off with `default-features = false`, for a handler that
-/// brings its own.
-/// Only in Wasm: elsewhere (a native `cargo check`) threads may exist.
+/// brings its own; only in Wasm, since a native build may have threads.
 #[cfg(all(feature = "call-arena", target_family = "wasm"))]
 #[global_allocator]
 static ALLOCATOR: arena::CallArena = arena::CallArena::new();
